@@ -1,0 +1,1 @@
+"""CUT reproduction harness."""

@@ -1,0 +1,172 @@
+"""`repro <stage> ...`: the only entry point the Snakefile uses; every stage also runs by hand."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _store(args):
+    from repro.data import DataStore
+
+    return DataStore.from_env(mirror=getattr(args, "mirror", None))
+
+
+def _provenance(paths) -> list[dict]:
+    """The source files a prepared set came from, with their sha256."""
+    from repro.io import sha256_file
+
+    return [{"path": str(path), "sha256": sha256_file(path)} for path in sorted(set(paths))]
+
+
+def cmd_data_prepare(args) -> int:
+    from repro.data import prepare
+    from repro.io import write_json, write_jsonl
+
+    store = _TrackingStore(_store(args))
+    rows, stats = prepare(args.name, store)
+    if args.limit is not None:
+        stats["limit"] = args.limit
+        stats["dropped_by_limit"] = max(0, len(rows) - args.limit)
+        rows = rows[: args.limit]
+    write_jsonl(args.out, rows)
+    meta = {"dataset": args.name, "rows": len(rows), "stats": stats, "files": _provenance(store.touched),
+            "mirror": str(store.inner.mirror) if store.inner.mirror else None}
+    write_json(_meta_path(args.out), meta)
+    print(json.dumps({"dataset": args.name, "rows": len(rows), **stats}), file=sys.stderr)
+    return 0
+
+
+def cmd_data_instances(args) -> int:
+    from repro.data import build_instances, prepare
+    from repro.io import read_jsonl, write_json, write_jsonl
+
+    if args.records:
+        records, source = read_jsonl(args.records), args.records
+    else:
+        records, _ = prepare(args.name, _store(args))
+        source = args.name
+        if args.limit is not None:
+            records = records[: args.limit]
+    instances, stats = build_instances(records, downsample=args.downsample, seed=args.seed, source=source)
+    if not instances:
+        raise SystemExit(f"error: {source}: no training instances")
+    write_jsonl(args.out, instances)
+    write_json(_meta_path(args.out), {"dataset": args.name, "records": str(source), **stats})
+    print(json.dumps(stats), file=sys.stderr)
+    return 0
+
+
+def cmd_data_sources(args) -> int:
+    from repro.data.converters import DATASETS
+    from repro.data.sources import SOURCES
+
+    for src in SOURCES.values():
+        print(f"{src.name}: {src.description} [{src.licence}] {src.homepage}")
+        for f in src.files[:3]:
+            print(f"    {f.path}  <- {f.archive or f.url}  sha256={f.sha256 or '-'}")
+        if len(src.files) > 3:
+            print(f"    ... {len(src.files) - 3} more files")
+        if src.note:
+            print(f"    note: {src.note}")
+    print("\ndata sets (repro data prepare NAME):", ", ".join(sorted(DATASETS)))
+    return 0
+
+
+def cmd_tiny_model(args) -> int:
+    from repro.tiny import build_tiny_model
+
+    print(build_tiny_model(args.out_dir, seed=args.seed))
+    return 0
+
+
+def cmd_model_build(args) -> int:
+    from repro.models import build_model
+
+    print(build_model(args.source, args.out_dir))
+    return 0
+
+
+def cmd_config_check(args) -> int:
+    from repro.config import load_config
+
+    config = load_config(args.config)
+    print(f"{args.config}: profile '{config.profile}', {len(config.models)} models, "
+          f"{len(config.experiments)} experiments: ok")
+    return 0
+
+
+def _meta_path(out: str) -> Path:
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".jsonl") + ".meta.json")
+
+
+class _TrackingStore:
+    """Wraps a DataStore and remembers which files were read, for the provenance sidecar."""
+
+    def __init__(self, inner):
+        self.inner, self.touched = inner, []
+
+    def path(self, source_name: str, path: str):
+        local = self.inner.path(source_name, path)
+        self.touched.append(local)
+        return local
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="repro", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="data sets: list sources, prepare records, build CUT instances")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    p = data_sub.add_parser("prepare", help="convert a data set to normalised JSONL records")
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
+    p.add_argument("--limit", type=int, help="keep only the first N records")
+    p.add_argument("--mirror", help="local data mirror (REPRO_DATA_MIRROR overrides)")
+    p.set_defaults(func=cmd_data_prepare)
+    p = data_sub.add_parser("instances", help="build Align-P / Align-N (+ Misalign) instances")
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
+    p.add_argument("--records", help="prepared records (JSONL) to read instead of preparing NAME again")
+    p.add_argument("--downsample", type=float, default=None, help="Align-P ratio (released: 0.25)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--mirror")
+    p.set_defaults(func=cmd_data_instances)
+    p = data_sub.add_parser("sources", help="list the data sources and data sets")
+    p.set_defaults(func=cmd_data_sources)
+
+    p = sub.add_parser("tiny-model", help="build a random tiny Llama + tokenizer for tests and smoke runs")
+    p.add_argument("out_dir")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tiny_model)
+
+    p = sub.add_parser("model", help="build a local model folder (tiny, smollm2-gguf)")
+    p.add_argument("action", choices=["build"])
+    p.add_argument("source", choices=["tiny", "smollm2-gguf"])
+    p.add_argument("out_dir")
+    p.set_defaults(func=cmd_model_build)
+
+    p = sub.add_parser("config", help="validate a config file")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("config")
+    p.set_defaults(func=cmd_config_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from repro.config import ConfigError
+    from repro.data import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DataError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Resolve a data file to a local path: from a mirror folder, from the download cache, or by downloading it.
+
+Order: a mirror (``REPRO_DATA_MIRROR`` or ``mirror=``) is a local folder in the canonical layout and wins; else the
+cache (``REPRO_DATA_CACHE``, default ``~/.cache/repro/data``); else the file is downloaded from its canonical URL,
+or from ``REPRO_DATA_BASE_URL/<path>`` when that is set (an HTTP mirror in the canonical layout). Downloads are
+checksummed while they stream and written atomically: a corrupt or interrupted download leaves nothing behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from repro.data.errors import ChecksumError, DataError, PermanentDataError
+from repro.data.sources import SOURCES, DataFile, Source
+from repro.io import atomic_path, sha256_file
+
+
+def source(name: str) -> Source:
+    try:
+        return SOURCES[name]
+    except KeyError:
+        raise DataError(None, None, None, f"unknown data source '{name}'; known: {', '.join(sorted(SOURCES))}") from None
+
+
+def data_file(source_name: str, path: str) -> DataFile:
+    for entry in source(source_name).files:
+        if entry.path == path:
+            return entry
+    raise DataError(None, None, None, f"data source '{source_name}' has no file '{path}'")
+
+
+class DataStore:
+    def __init__(self, mirror: str | os.PathLike | None = None, cache: str | os.PathLike | None = None,
+                 base_url: str | None = None, retries: int = 3, timeout: float = 60.0):
+        self.mirror = Path(mirror).expanduser().resolve() if mirror else None
+        self.cache = Path(cache or Path.home() / ".cache" / "repro" / "data").expanduser()
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.retries = max(1, retries)
+        self.timeout = timeout
+        self._retry_sleep = 2.0  # seconds, doubled each attempt
+
+    @classmethod
+    def from_env(cls, mirror: str | os.PathLike | None = None, **kwargs) -> "DataStore":
+        """Explicit arguments first, then REPRO_DATA_MIRROR / REPRO_DATA_CACHE / REPRO_DATA_BASE_URL."""
+        return cls(
+            mirror=os.environ.get("REPRO_DATA_MIRROR") or mirror,
+            cache=kwargs.pop("cache", None) or os.environ.get("REPRO_DATA_CACHE"),
+            base_url=kwargs.pop("base_url", None) or os.environ.get("REPRO_DATA_BASE_URL"),
+            **kwargs,
+        )
+
+    def path(self, source_name: str, path: str) -> Path:
+        """Local path of one file of a source, fetching it if needed."""
+        entry = data_file(source_name, path)
+        if self.mirror is not None:
+            local = self.mirror / entry.path
+            if not local.is_file():
+                raise DataError(local, None, None, f"data source '{source_name}' is not in the mirror {self.mirror}"
+                                + (f" ({source(source_name).note})" if source(source_name).note else ""))
+            _verify(local, entry.sha256)
+            return local
+        cached = self.cache / entry.path
+        if cached.is_file():
+            return cached
+        self._fetch(entry, cached)
+        return cached
+
+    def _fetch(self, entry: DataFile, dest: Path) -> None:
+        if self.base_url:
+            url, member = f"{self.base_url}/{entry.path}", None
+        elif entry.archive:
+            url, member = entry.archive, entry.member
+        elif entry.url:
+            url, member = entry.url, None
+        else:
+            raise DataError(dest, None, None, f"'{entry.path}' has no public download; put it in a mirror folder "
+                            "and set REPRO_DATA_MIRROR")
+        if member is None:
+            self._retry(lambda: download(url, dest, entry.sha256, timeout=self.timeout))
+            return
+        archive = self.cache / "_archives" / url.rsplit("/", 1)[-1]
+        if not archive.is_file():
+            self._retry(lambda: download(url, archive, None, timeout=self.timeout))
+        extract_member(archive, member, dest, entry.sha256)
+
+    def _retry(self, action) -> None:
+        for attempt in range(1, self.retries + 1):
+            try:
+                return action()
+            except PermanentDataError:
+                raise  # bad bytes or a 4xx answer: trying again will not change them
+            except (OSError, urllib.error.URLError, DataError):
+                if attempt == self.retries:
+                    raise
+                time.sleep(min(self._retry_sleep * 2 ** (attempt - 1), 30))
+
+
+def _verify(path: Path, expected: str | None) -> None:
+    if expected is not None:
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ChecksumError(path, None, None, f"sha256 mismatch: expected {expected}, got {actual}")
+
+
+def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: float = 60.0) -> Path:
+    """Stream `url` into `dest`, checking its length and sha256 before the file appears."""
+    dest = Path(dest)
+    digest = hashlib.sha256()
+    with atomic_path(dest) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                expected_len = response.headers.get("Content-Length")
+                received = 0
+                while block := response.read(1 << 16):
+                    out.write(block)
+                    digest.update(block)
+                    received += len(block)
+        except urllib.error.HTTPError as err:
+            kind = PermanentDataError if 400 <= err.code < 500 else DataError
+            raise kind(url, None, None, f"download failed: HTTP {err.code} {err.reason}") from None
+        except Exception as err:
+            raise DataError(url, None, None, f"download interrupted: {err!r}") from None
+        if expected_len is not None and received != int(expected_len):
+            raise DataError(url, None, None, f"download interrupted: got {received} of {expected_len} bytes")
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise ChecksumError(url, None, None, f"sha256 mismatch: expected {sha256}, got {digest.hexdigest()}")
+    return dest
+
+
+def extract_member(archive: Path, member: str, dest: Path, sha256: str | None) -> Path:
+    with atomic_path(dest) as tmp:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out)
+        else:
+            with tarfile.open(archive) as tf:
+                src = tf.extractfile(member)
+                if src is None:
+                    raise DataError(archive, None, None, f"archive has no file member '{member}'")
+                with src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(io.BufferedReader(src), out)
+        _verify(tmp, sha256)
+    return dest

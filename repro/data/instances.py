@@ -1,0 +1,60 @@
+"""Turn normalised records into CUT training instances (PAPER.md 1.3, 1.6, 1.7.5).
+
+A positive record becomes one Align-P instance (plain prompt + response). A negative record becomes one Align-N
+instance (judgment prompt + response) that carries its Misalign prompt (plain prompt, the same response).
+Align-P downsampling follows the released rule: keep ``n_keep = int(n_neg * ratio)`` positives, chosen by
+``random.seed(seed); random.sample(positions of the positives in file order, n_keep)``, only if
+``n_keep < n_pos``; the order of the data is kept.
+"""
+from __future__ import annotations
+
+import random
+
+from repro.data.errors import DataError
+from repro.data.templates import judgment_prompt, plain_prompt
+
+
+def downsample_positions(records: list[dict], ratio: float | None, seed: int = 42) -> set[int] | None:
+    """Positions of the positives to keep, or None when every record is kept."""
+    if ratio is None or ratio < 0:  # released default -1: no downsampling
+        return None
+    positives = [i for i, r in enumerate(records) if r["judgment"] is None]
+    n_keep = int((len(records) - len(positives)) * ratio)
+    if n_keep >= len(positives):
+        return None
+    return set(random.Random(seed).sample(positives, n_keep))
+
+
+def build_instances(records: list[dict], downsample: float | None = None, seed: int = 42,
+                    source: str = "records") -> tuple[list[dict], dict]:
+    keep = downsample_positions(records, downsample, seed)
+    instances, dropped = [], 0
+    for i, record in enumerate(records):
+        for key in ("instruction", "output", "source_index"):
+            if key not in record:
+                raise DataError(source, i, key, "missing")
+        if not isinstance(record["output"], str) or not record["output"].strip():
+            raise DataError(source, i, "output", "empty response")
+        judgment = record.get("judgment")
+        if judgment is None:
+            if keep is not None and i not in keep:
+                dropped += 1
+                continue
+            instances.append({
+                "kind": "align_p", "source_index": record["source_index"],
+                "prompt": plain_prompt(record["instruction"], record.get("input")),
+                "response": record["output"],
+            })
+        else:
+            instances.append({
+                "kind": "align_n", "source_index": record["source_index"],
+                "prompt": judgment_prompt(record["instruction"], judgment, record.get("input")),
+                "misalign_prompt": plain_prompt(record["instruction"], record.get("input")),
+                "response": record["output"], "judgment": judgment,
+                "refinement": record.get("refinement"),
+            })
+    n_pos = sum(1 for r in records if r.get("judgment") is None)
+    stats = {"records": len(records), "positives": n_pos, "negatives": len(records) - n_pos,
+             "downsample": downsample, "seed": seed, "positives_dropped_by_downsampling": dropped,
+             "instances": len(instances)}
+    return instances, stats

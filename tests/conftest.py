@@ -1,0 +1,35 @@
+"""Shared fixtures. The real data comes from the local mirror: REPRO_DATA_MIRROR, else ../shared/data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mirror_path() -> Path:
+    path = Path(os.environ.get("REPRO_DATA_MIRROR") or ROOT.parent / "shared" / "data").resolve()
+    if not (path / "MANIFEST.tsv").is_file():
+        raise RuntimeError(f"the data mirror is missing at {path}: set REPRO_DATA_MIRROR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    return mirror_path()
+
+
+@pytest.fixture(scope="session")
+def store(mirror):
+    from repro.data import DataStore
+
+    return DataStore(mirror=mirror)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from repro.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

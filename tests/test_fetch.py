@@ -1,0 +1,152 @@
+"""The download path, for real, against an HTTP server on 127.0.0.1 serving a copy of part of the mirror.
+
+A good download is verified and cached; a corrupted one is a checksum error and nothing is cached; an
+interrupted one leaves no partial file and the next attempt succeeds. Also: mirror checksums, archives.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from repro.data import ChecksumError, DataError, DataStore, prepare
+from repro.data.fetch import extract_member
+
+SHEPHERD = ("shepherd/human_data_for_model.jsonl", "shepherd/human_data_raw.jsonl")
+
+
+class MirrorServer:
+    """Serves a folder; `mode` can make the next responses corrupt or cut short."""
+
+    def __init__(self, root: Path):
+        self.root, self.mode, self.requests = root, "good", []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append(self.path)
+                path = server.root / self.path.lstrip("/")
+                if not path.is_file():
+                    self.send_error(404)
+                    return
+                body = path.read_bytes()
+                if server.mode == "corrupt":
+                    body = body[:-10] + b"X" * 10
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if server.mode in ("truncate", "truncate-once"):  # promise the whole file, send a third, hang up
+                    if server.mode == "truncate-once":
+                        server.mode = "good"
+                    self.wfile.write(body[: len(body) // 3])
+                    self.wfile.flush()
+                    self.connection.close()
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server(tmp_path, mirror):
+    served = tmp_path / "served"
+    for rel in SHEPHERD:
+        (served / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(mirror / rel, served / rel)
+    with MirrorServer(served) as srv:
+        yield srv
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def test_good_download_is_verified_and_cached(server, tmp_path, mirror):
+    cache = tmp_path / "cache"
+    store = DataStore(cache=cache, base_url=server.url, retries=1)
+    rows, _ = prepare("shepherd", store)
+    assert len(rows) == 1317
+    assert (cache / SHEPHERD[0]).read_bytes() == (mirror / SHEPHERD[0]).read_bytes()
+    assert len(server.requests) == 2
+    prepare("shepherd", store)  # served from the cache: no new request
+    assert len(server.requests) == 2
+
+
+def test_corrupted_download_is_an_error_and_nothing_is_cached(server, tmp_path):
+    cache = tmp_path / "cache"
+    server.mode = "corrupt"
+    store = DataStore(cache=cache, base_url=server.url, retries=3)
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
+        store.path("shepherd", SHEPHERD[0])
+    assert len(server.requests) == 1  # bad bytes are not retried
+    assert _files(cache) == []
+
+
+def test_interrupted_download_leaves_nothing_and_the_next_attempt_succeeds(server, tmp_path, mirror):
+    cache = tmp_path / "cache"
+    server.mode = "truncate"
+    store = DataStore(cache=cache, base_url=server.url, retries=1)
+    with pytest.raises(DataError, match="download interrupted"):
+        store.path("shepherd", SHEPHERD[0])
+    assert _files(cache) == []
+    server.mode = "good"
+    path = store.path("shepherd", SHEPHERD[0])
+    assert path.read_bytes() == (mirror / SHEPHERD[0]).read_bytes()
+
+
+def test_retries_recover_from_a_transient_interruption(server, tmp_path):
+    server.mode = "truncate-once"
+    store = DataStore(cache=tmp_path / "cache", base_url=server.url, retries=2)
+    store._retry_sleep = 0
+    assert store.path("shepherd", SHEPHERD[0]).is_file()
+    assert len(server.requests) == 2
+
+
+def test_missing_file_on_the_server(server, tmp_path):
+    store = DataStore(cache=tmp_path / "cache", base_url=server.url, retries=3)
+    with pytest.raises(DataError, match="HTTP 404"):
+        store.path("truthfulqa", "truthfulqa/data/mc_task.json")
+    assert len(server.requests) == 1  # a 4xx answer is final: not retried
+
+
+def test_mirror_checksum_mismatch_is_an_error(tmp_path, mirror):
+    fake = tmp_path / "mirror"
+    (fake / "shepherd").mkdir(parents=True)
+    shutil.copy(mirror / SHEPHERD[1], fake / SHEPHERD[1])
+    (fake / SHEPHERD[0]).write_text((mirror / SHEPHERD[0]).read_text().replace("a", "b", 1))
+    with pytest.raises(ChecksumError, match="human_data_for_model.jsonl: sha256 mismatch"):
+        prepare("shepherd", DataStore(mirror=fake))
+
+
+def test_data_set_missing_from_the_mirror_says_so(mirror):
+    with pytest.raises(DataError, match="'summarization' is not in the mirror"):
+        prepare("summarization-train", DataStore(mirror=mirror))
+
+
+def test_archive_member_is_extracted_and_checked(tmp_path):
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("inner/x.jsonl", "hello\n")
+    out = extract_member(archive, "inner/x.jsonl", tmp_path / "out" / "x.jsonl",
+                         "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
+    assert out.read_text() == "hello\n"
+    with pytest.raises(ChecksumError):
+        extract_member(archive, "inner/x.jsonl", tmp_path / "bad" / "x.jsonl", "0" * 64)
+    assert _files(tmp_path / "bad") == []
