@@ -9,8 +9,12 @@ import yaml
 from repro.config import config_from_dict
 from repro.data.converters import DATASETS
 
+PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
+if len(workflow.overwrite_configfiles) > 1:
+    raise ValueError("give one --configfile (a profile); put variations in a copy of it")
+CONFIG_FILE = workflow.overwrite_configfiles[0] if workflow.overwrite_configfiles else PAPER_CONFIG
 if "profile" not in config:
-    with open(os.path.join(workflow.basedir, "config", "paper.yaml")) as handle:
+    with open(PAPER_CONFIG) as handle:
         config.update({**yaml.safe_load(handle), **config})
 CFG = config_from_dict(config, origin="snakemake config")
 RUNS = f"runs/{CFG.profile}"
@@ -27,6 +31,23 @@ def experiment_instances():
     return expand(f"{RUNS}/experiments/{{experiment}}/instances.jsonl", experiment=CFG.experiments)
 
 
+def experiment_outputs():
+    adapters = expand(f"{RUNS}/experiments/{{experiment}}/adapter", experiment=CFG.experiments)
+    merged = {f"{RUNS}/experiments/{e.init_from}/merged" for e in CFG.experiments.values() if e.init_from}
+    return adapters + sorted(merged)
+
+
+def starting_weights(experiment):
+    """Local inputs of an experiment's training: a built model or a merged predecessor ([] for hub models)."""
+    path = CFG.base_model_path(experiment, RUNS)
+    return [path] if path.startswith(RUNS) else []
+
+
+def base_model(experiment, input):
+    """The starting weights to pass on: the local input when there is one, else the hub id."""
+    return input.weights[0] if input.weights else CFG.base_model_path(experiment, RUNS)
+
+
 def generated_models():
     return [f"{RUNS}/models/{name}" for name, spec in CFG.models.items() if spec.source != "hub"]
 
@@ -35,6 +56,7 @@ rule all:
     input:
         expand(f"{RUNS}/data/{{name}}.jsonl", name=CFG.data.prepare),
         experiment_instances(),
+        experiment_outputs(),
         generated_models(),
 
 
@@ -92,3 +114,45 @@ rule build_model:
         "envs/repro.yaml"
     shell:
         "repro model build {params.source} {output} > {log} 2>&1"
+
+
+rule train:
+    input:
+        instances=f"{RUNS}/experiments/{{experiment}}/instances.jsonl",
+        weights=lambda wc: starting_weights(wc.experiment),
+    output:
+        directory(f"{RUNS}/experiments/{{experiment}}/adapter"),
+    log:
+        f"{RUNS}/logs/train/{{experiment}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/train/{{experiment}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        base=lambda wc, input: base_model(wc.experiment, input),
+    resources:
+        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro train --config {params.config} --experiment {wildcards.experiment} --base-model {params.base} "
+        "--instances {input.instances} --out {output} --resume --no-progress > {log} 2>&1"
+
+
+rule merge:
+    input:
+        adapter=f"{RUNS}/experiments/{{experiment}}/adapter",
+        weights=lambda wc: starting_weights(wc.experiment),
+    output:
+        directory(f"{RUNS}/experiments/{{experiment}}/merged"),
+    log:
+        f"{RUNS}/logs/merge/{{experiment}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/merge/{{experiment}}.tsv"
+    params:
+        base=lambda wc, input: base_model(wc.experiment, input),
+        dtype=CFG.online.merge_dtype,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro merge --base-model {params.base} --adapter {input.adapter} --out {output} --dtype {params.dtype} "
+        "> {log} 2>&1"

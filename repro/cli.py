@@ -88,6 +88,30 @@ def cmd_model_build(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from repro.config import load_config
+    from repro.cut.train import TrainJob, train
+
+    config = load_config(args.config)
+    training = config.experiment_training(args.experiment)
+    runs = Path(args.runs or f"runs/{config.profile}")
+    instances = Path(args.instances or runs / "experiments" / args.experiment / "instances.jsonl")
+    base = args.base_model or config.base_model_path(args.experiment, runs)
+    job = TrainJob(base_model=base, instances=instances, out=Path(args.out), training=training,
+                   checkpoints=Path(args.checkpoints) if args.checkpoints else None, device=config.device,
+                   resume=args.resume, experiment=args.experiment, tensorboard=args.tensorboard,
+                   progress=not args.no_progress)
+    print(train(job))
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from repro.cut.train import merge
+
+    print(merge(args.base_model, args.adapter, args.out, args.dtype))
+    return 0
+
+
 def cmd_config_check(args) -> int:
     from repro.config import load_config
 
@@ -143,6 +167,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_tiny_model)
 
+    p = sub.add_parser("train", help="train one experiment of a config (CUT; LoRA or full fine-tuning)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--out", required=True, help="output folder: adapter (or full model), tokenizer, manifest")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint, if any")
+    p.add_argument("--instances", help="instances JSONL (default runs/<profile>/experiments/<name>/instances.jsonl)")
+    p.add_argument("--base-model", help="override the starting weights (folder or hub id)")
+    p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
+    p.add_argument("--checkpoints", help="checkpoint folder (default: beside --out)")
+    p.add_argument("--tensorboard", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("merge", help="merge a LoRA adapter into its base model")
+    p.add_argument("--base-model", required=True)
+    p.add_argument("--adapter", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16")
+    p.set_defaults(func=cmd_merge)
+
     p = sub.add_parser("model", help="build a local model folder (tiny, smollm2-gguf)")
     p.add_argument("action", choices=["build"])
     p.add_argument("source", choices=["tiny", "smollm2-gguf"])
@@ -160,11 +204,15 @@ def main(argv: list[str] | None = None) -> int:
     from repro.config import ConfigError
     from repro.data import DataError
 
+    import os
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ConfigError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (DataError, ConfigError, ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
+        if os.environ.get("REPRO_DEBUG"):
+            raise
+        print(f"error: {err}  (REPRO_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
 
 

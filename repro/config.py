@@ -64,6 +64,8 @@ class Training(Strict):
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_steps: int = 100
     weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0  # HF Trainer's default, which the released runs used; None: no clipping
+    gradient_checkpointing: bool = False
     cutoff_len: int = 2048
     seed: int = 42
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
@@ -137,6 +139,7 @@ class Evaluation(Strict):
 
 class Online(Strict):
     base_model: str = "llama2-chat-13b"
+    merge_dtype: Literal["bf16", "fp16", "fp32"] = "fp16"  # released merge.py: fp16 merge_and_unload
     iterations: int = 5
     instructions_per_iteration: int = 1000
     judge: str = "gpt-4"
@@ -163,6 +166,15 @@ class Config(Strict):
             if exp.init_from is not None and exp.init_from not in self.experiments:
                 raise ValueError(f"experiments.{name}.init_from: '{exp.init_from}' is not an experiment")
         return self
+
+    def base_model_path(self, experiment: str, runs: str | Path) -> str:
+        """Where an experiment's starting weights are: the merged model of `init_from`, a locally built model
+        (runs/<profile>/models/<name>), or a hub id / folder."""
+        exp = self.experiments[experiment]
+        if exp.init_from:
+            return str(Path(runs) / "experiments" / exp.init_from / "merged")
+        spec = self.models[exp.base_model]
+        return spec.path if spec.source == "hub" else str(Path(runs) / "models" / exp.base_model)
 
     def experiment_training(self, name: str) -> Training:
         """The training settings of one experiment: its overrides merged over `training`, validated."""

@@ -1,0 +1,97 @@
+"""The CUT loss (PAPER.md 1.4 and 1.7; the contract in DESIGN.md), as a pure function of logits.
+
+For each example, ``nll_i`` is the mean negative log-likelihood of its first sequence's targets (Align-P: plain
+prompt; Align-N: judgment prompt): L2 of the paper. For a negative example, the k-th target of its Align-N
+sequence pairs with the k-th target of its Misalign sequence (plain prompt, same response tokens). A paired token
+is flagged when p_alignN / p_misalign > threshold (Eq. 5 with lambda = threshold; the ratio is not
+differentiated). Flagged tokens get unlikelihood ``-alpha * p_alignN**gamma * log(1 - p_misalign)`` (the weight
+is not differentiated; 1 - p == 0 is guarded with +1e-5 as the released code does), the others
+``-log p_misalign``; ``ul_i`` is their mean (L1). ``loss_i`` is ``nll_i`` for a positive, and
+``(nll_i + ul_i) / 2`` (``combine="mean"``, the released code) or ``nll_i + ul_i`` (``combine="sum"``, the
+paper's L1 + L2) for a negative. ``gamma = 0`` is the released code (no dynamic weighting).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from repro.cut.logprobs import IGNORE, token_logprobs
+
+ONE_MINUS_P_GUARD = 1e-5
+
+
+@dataclass
+class CutLossOutput:
+    loss: torch.Tensor  # mean of loss_i over the B examples
+    per_example: torch.Tensor  # [B] loss_i
+    nll: torch.Tensor  # mean of nll_i over the B examples (detached)
+    unlikelihood: torch.Tensor  # mean of ul_i over the negatives, 0 if none (detached)
+    flagged: int  # tokens in U, over the batch
+    paired_tokens: int  # paired Align-N / Misalign tokens, over the batch
+    per_example_nll: torch.Tensor  # [B] (detached)
+    per_example_unlikelihood: torch.Tensor  # [B], 0 for positives (detached)
+    per_example_flagged: torch.Tensor  # [B] counts
+
+
+def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch.Tensor,
+             misalign_targets: torch.Tensor, negative: torch.Tensor, *, threshold: float, alpha: float,
+             gamma: float = 0.0, combine: str = "mean") -> CutLossOutput:
+    if combine not in ("mean", "sum"):
+        raise ValueError(f"combine must be 'mean' or 'sum', got {combine!r}")
+    if threshold <= 0:
+        raise ValueError(f"threshold must be positive, got {threshold}")
+    batch = logits.shape[0]
+    negative = negative.to(device=logits.device, dtype=torch.bool).reshape(-1)
+    if negative.numel() != batch:
+        raise ValueError(f"negative has {negative.numel()} entries for a batch of {batch}")
+    n_neg = int(negative.sum())
+    if misalign_logits.shape[0] != n_neg or misalign_targets.shape[0] != n_neg:
+        raise ValueError(f"{n_neg} negative examples but {misalign_logits.shape[0]} Misalign sequences")
+
+    valid = targets != IGNORE
+    counts = valid.sum(1)
+    if (counts == 0).any():
+        raise ValueError(f"examples {torch.nonzero(counts == 0).flatten().tolist()} have no target tokens")
+    logp = token_logprobs(logits, targets)  # [sum(counts)], row-major
+    owner = torch.repeat_interleave(torch.arange(batch, device=logits.device), counts)
+    nll = torch.zeros(batch, device=logits.device).index_add(0, owner, -logp) / counts
+    per_example = nll
+    ul = torch.zeros(batch, device=logits.device)
+    flagged_per_example = torch.zeros(batch, dtype=torch.long, device=logits.device)
+    paired = 0
+
+    if n_neg:
+        neg_rows = torch.nonzero(negative).squeeze(1)
+        mis_valid = misalign_targets != IGNORE
+        mis_counts = mis_valid.sum(1)
+        if not torch.equal(mis_counts, counts[neg_rows]):
+            raise ValueError("Align-N and Misalign sequences of a negative example have different numbers of "
+                             f"target tokens: {counts[neg_rows].tolist()} vs {mis_counts.tolist()}")
+        first_tokens = targets[neg_rows][valid[neg_rows]]
+        if not torch.equal(first_tokens, misalign_targets[mis_valid]):
+            raise ValueError("Align-N and Misalign sequences of a negative example have different response tokens")
+        is_negative_token = negative[owner]
+        log_p_align_n = logp[is_negative_token]
+        log_p_misalign = token_logprobs(misalign_logits, misalign_targets)
+        neg_owner = owner[is_negative_token]
+        paired = int(log_p_misalign.numel())
+
+        with torch.no_grad():
+            flag = torch.exp(log_p_align_n - log_p_misalign) > threshold  # p_alignN / p_misalign > lambda
+            weight = alpha * torch.exp(gamma * log_p_align_n) if gamma else torch.full_like(log_p_align_n, alpha)
+        one_minus_p = -torch.expm1(log_p_misalign)  # 1 - p, accurate near p = 1
+        one_minus_p = torch.where(one_minus_p == 0, one_minus_p + ONE_MINUS_P_GUARD, one_minus_p)
+        terms = torch.where(flag, -weight * torch.log(one_minus_p), -log_p_misalign)
+        ul = torch.zeros(batch, device=logits.device).index_add(0, neg_owner, terms) / counts.clamp(min=1)
+        flagged_per_example = torch.zeros(batch, dtype=torch.long, device=logits.device).index_add(
+            0, neg_owner, flag.long())
+        combined = (nll + ul) / 2 if combine == "mean" else nll + ul
+        per_example = torch.where(negative, combined, nll)
+
+    return CutLossOutput(
+        loss=per_example.mean(), per_example=per_example, nll=nll.detach().mean(),
+        unlikelihood=(ul.detach().sum() / n_neg) if n_neg else torch.zeros((), device=logits.device),
+        flagged=int(flagged_per_example.sum()), paired_tokens=paired, per_example_nll=nll.detach(),
+        per_example_unlikelihood=ul.detach(), per_example_flagged=flagged_per_example,
+    )

@@ -1,0 +1,373 @@
+"""CUT training, as one readable recipe: setup, the step, checkpoints.
+
+One process (CPU or one GPU):
+    repro train --config config/paper.yaml --experiment cut-online-iter1 --out runs/paper/experiments/cut-online-iter1/adapter
+Several GPUs (the released runs used 8, micro-batch 1):
+    torchrun --nproc_per_node=8 -m repro.cli train --config config/paper.yaml --experiment cut-online-iter1 --out ...
+
+The gradient of an optimiser step is the mean of the per-example losses of its global batch (``batch_size``
+examples), whatever the split into micro-batches, accumulation steps and processes: each micro-batch adds
+``sum(loss_i) / n_global`` and processes sum their gradients (an all-reduce). With micro-batch 1 this is exactly the
+released objective. The data order is a seeded permutation per epoch; a checkpoint holds the trainable weights,
+the optimiser, the scheduler and the RNG states, so ``--resume`` continues exactly where a run stopped.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from repro.config import Training
+from repro.cut.collate import CutBatch, Example, collate, encode_instances
+from repro.cut.loss import cut_loss
+from repro.io import read_jsonl, sha256_file, write_json
+
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
+KEEP_CHECKPOINTS = 2  # released: save_total_limit=2
+
+
+@dataclass
+class TrainJob:
+    base_model: str
+    instances: Path
+    out: Path
+    training: Training
+    checkpoints: Path | None = None  # default: <out>/../checkpoints (outside the output, which Snakemake may remove)
+    device: str = "auto"
+    resume: bool = False
+    experiment: str = ""
+    tensorboard: bool = False
+    progress: bool = True
+
+
+# ------------------------------------------------------------------------------------------------- setup
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return (torch.distributed.get_rank() if world > 1 else 0), world
+
+
+def _device(requested: str, rank: int) -> torch.device:
+    if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no GPU is available")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+
+
+def _precision(training: Training, device: torch.device) -> torch.dtype:
+    if training.precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[training.precision]
+
+
+def load_model(base_model: str, training: Training, device: torch.device):
+    from transformers import AutoModelForCausalLM
+
+    if not (Path(base_model).is_dir() or "/" in base_model):
+        raise FileNotFoundError(f"base model '{base_model}' is neither a local folder nor a hub id")
+    compute = _precision(training, device)
+    kwargs: dict = {"dtype": torch.float32 if training.finetune == "full" else compute}
+    if training.load_in_8bit or training.load_in_4bit:
+        if device.type != "cuda":
+            raise RuntimeError("8-bit / 4-bit base weights need CUDA and bitsandbytes; set load_in_8bit: false on CPU")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=training.load_in_8bit,
+                                                           load_in_4bit=training.load_in_4bit,
+                                                           bnb_4bit_compute_dtype=compute)
+        kwargs["device_map"] = {"": device}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+    except OSError as err:
+        raise FileNotFoundError(f"cannot load base model '{base_model}': {err}") from None
+    if "quantization_config" not in kwargs:
+        model.to(device)
+    if training.load_in_8bit or training.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=training.gradient_checkpointing)
+    elif training.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    model.config.use_cache = False
+    if training.finetune == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lora = training.lora
+        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                 target_modules=list(lora.targets), bias=lora.bias,
+                                                 task_type="CAUSAL_LM"))
+    return model
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy
+
+        numpy.random.seed(seed)
+    except ImportError:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------- the step
+
+def forward_cut(model, batch: CutBatch, training: Training, autocast) -> "object":
+    with autocast:
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    n_first = batch.targets.shape[0]
+    cut = training.cut
+    return cut_loss(logits[:n_first], batch.targets, logits[n_first:], batch.misalign_targets, batch.negative,
+                    threshold=cut.threshold, alpha=cut.alpha, gamma=cut.gamma, combine=cut.combine)
+
+
+def plan_steps(n_examples: int, training: Training) -> tuple[int, int]:
+    steps_per_epoch = math.ceil(n_examples / training.batch_size)
+    total = steps_per_epoch * training.epochs
+    if training.max_steps is not None:
+        total = min(total, training.max_steps)
+    return steps_per_epoch, total
+
+
+def global_batch(step: int, n_examples: int, training: Training, steps_per_epoch: int) -> list[int]:
+    """Example indices of one optimiser step: a seeded permutation per epoch, cut into global batches."""
+    epoch, k = divmod(step, steps_per_epoch)
+    order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(training.seed + epoch)).tolist()
+    return order[k * training.batch_size:(k + 1) * training.batch_size]
+
+
+def _all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
+
+
+def train_step(model, params, optimizer, scheduler, examples: list[Example], indices: list[int], rank: int,
+               world: int, training: Training, device, pad_id: int, autocast) -> dict:
+    mine = indices[rank::world]
+    totals = {"loss": 0.0, "nll": 0.0, "ul": 0.0, "flagged": 0, "paired": 0, "tokens": 0, "negatives": 0}
+    for start in range(0, len(mine), training.micro_batch_size):
+        batch = collate([examples[i] for i in mine[start:start + training.micro_batch_size]], pad_id).to(device)
+        out = forward_cut(model, batch, training, autocast)
+        (out.per_example.sum() / len(indices)).backward()
+        totals["loss"] += float(out.per_example.detach().sum())
+        totals["nll"] += float(out.per_example_nll.sum())
+        totals["ul"] += float(out.per_example_unlikelihood.sum())
+        totals["flagged"] += out.flagged
+        totals["paired"] += out.paired_tokens
+        totals["tokens"] += batch.tokens
+        totals["negatives"] += int(batch.negative.sum())
+    if world > 1:
+        _all_reduce_gradients(params)
+        summed = torch.tensor([totals[k] for k in totals], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(summed)
+        totals = dict(zip(totals, summed.tolist()))
+    if not math.isfinite(totals["loss"]):
+        raise FloatingPointError(f"the loss is {totals['loss']} (examples {indices}): stopping")
+    grad_norm = (torch.nn.utils.clip_grad_norm_(params, training.max_grad_norm) if training.max_grad_norm
+                 else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+    lr = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    n = len(indices)
+    return {"loss": totals["loss"] / n, "nll": totals["nll"] / n,
+            "ul": totals["ul"] / totals["negatives"] if totals["negatives"] else 0.0,
+            "flagged_rate": totals["flagged"] / totals["paired"] if totals["paired"] else 0.0,
+            "lr": lr, "grad_norm": float(grad_norm), "examples": n, "tokens": int(totals["tokens"])}
+
+
+# ------------------------------------------------------------------------------------------------- checkpoints
+
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _fingerprint(job: TrainJob, n_examples: int) -> dict:
+    return {"training": job.training.model_dump(), "base_model": str(job.base_model), "examples": n_examples,
+            "instances_sha256": sha256_file(job.instances)}
+
+
+def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, fingerprint: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"step": step, "model": _trainable_state(model), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "fingerprint": fingerprint,
+             "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
+                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
+    tmp = folder / f".step-{step}.pt.part"
+    torch.save(state, tmp)
+    os.replace(tmp, folder / f"step-{step}.pt")
+    for old in sorted(folder.glob("step-*.pt"), key=_step_of)[:-KEEP_CHECKPOINTS]:
+        old.unlink()
+
+
+def _step_of(path: Path) -> int:
+    return int(path.stem.split("-")[1])
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler, fingerprint: dict) -> int:
+    candidates = sorted(folder.glob("step-*.pt"), key=_step_of) if folder.is_dir() else []
+    if not candidates:
+        return 0
+    state = torch.load(candidates[-1], weights_only=False)
+    if state["fingerprint"] != fingerprint:
+        raise ValueError(f"{candidates[-1]} was written by a run with other settings or data; remove {folder} "
+                         "to start over")
+    missing = set(_trainable_state(model)) - set(state["model"])
+    if missing:
+        raise ValueError(f"{candidates[-1]} lacks trainable weights {sorted(missing)[:3]}")
+    model.load_state_dict(state["model"], strict=False)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    random.setstate(state["rng"]["python"])
+    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return int(state["step"])
+
+
+# ------------------------------------------------------------------------------------------------- the run
+
+def _versions() -> dict:
+    import peft
+    import transformers
+
+    import repro
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
+            "repro": getattr(repro, "__version__", "0.1.0")}
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def train(job: TrainJob) -> Path:
+    from transformers import AutoTokenizer, get_scheduler
+
+    rank, world = _distributed()
+    device = _device(job.device, rank)
+    training = job.training
+    _seed_everything(training.seed)
+    started = time.time()
+
+    tokenizer = AutoTokenizer.from_pretrained(job.base_model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    instances = read_jsonl(job.instances)
+    examples = encode_instances(tokenizer, instances, training.cutoff_len, str(job.instances))
+    model = load_model(job.base_model, training, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=training.learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS,
+                                  weight_decay=training.weight_decay)
+    steps_per_epoch, total = plan_steps(len(examples), training)
+    scheduler = get_scheduler(training.lr_scheduler, optimizer, num_warmup_steps=training.warmup_steps,
+                              num_training_steps=total)
+    checkpoints = job.checkpoints or job.out.parent / "checkpoints"
+    fingerprint = _fingerprint(job, len(examples))
+    start = load_checkpoint(checkpoints, model, optimizer, scheduler, fingerprint) if job.resume else 0
+    compute = _precision(training, device)
+    autocast = (torch.autocast(device.type, dtype=compute) if compute != torch.float32 else nullcontext())
+
+    log_path = job.out.parent / "train_log.jsonl"  # beside the output, so a resumed run keeps its history
+    if rank == 0:
+        job.out.mkdir(parents=True, exist_ok=True)
+        _truncate_log(log_path, start)
+    writer = _tensorboard(job, rank)
+    model.train()
+    bar = _progress(job, rank, start, total)
+    for step in range(start, total):
+        tick = time.time()
+        indices = global_batch(step, len(examples), training, steps_per_epoch)
+        record = train_step(model, params, optimizer, scheduler, examples, indices, rank, world, training, device,
+                            pad_id, autocast)
+        record = {"step": step + 1, "epoch": step // steps_per_epoch, **record,
+                  "tokens_per_s": record["tokens"] / max(time.time() - tick, 1e-9)}
+        if rank == 0:
+            with open(log_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if writer:
+                for key in ("loss", "nll", "ul", "flagged_rate", "lr", "grad_norm", "tokens_per_s"):
+                    writer.add_scalar(f"train/{key}", record[key], step + 1)
+            if (step + 1) % training.save_steps == 0 or step + 1 == total:
+                save_checkpoint(checkpoints, step + 1, model, optimizer, scheduler, fingerprint)
+        if bar:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", flagged=f"{record['flagged_rate']:.3f}")
+    if bar:
+        bar.close()
+    if rank == 0:
+        model.save_pretrained(job.out)
+        tokenizer.save_pretrained(job.out)
+        write_json(job.out / "manifest.json", {
+            "experiment": job.experiment, "base_model": str(job.base_model), "training": training.model_dump(),
+            "instances": {"path": str(job.instances), "sha256": fingerprint["instances_sha256"],
+                          "examples": len(examples), "negatives": sum(e.negative for e in examples)},
+            "steps": total, "resumed_from_step": start, "world_size": world, "device": _device_name(device),
+            "versions": _versions(), "git_commit": _git_commit(), "wall_time_s": time.time() - started,
+            "train_log": str(log_path),
+        })
+    if world > 1:
+        torch.distributed.barrier()
+    return job.out
+
+
+def _truncate_log(path: Path, last_step: int) -> None:
+    """Drop log lines of steps after the checkpoint we resume from (they will be redone)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in kept))
+
+
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+
+
+def _progress(job: TrainJob, rank: int, start: int, total: int):
+    if not job.progress or rank != 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc=job.experiment or "train", unit="step")
+
+
+def _tensorboard(job: TrainJob, rank: int):
+    if not job.tensorboard or rank != 0:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise RuntimeError("--tensorboard needs the tensorboard package (pip install tensorboard)") from err
+    return SummaryWriter(str(job.out.parent / "tensorboard"))
+
+
+def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "bf16") -> Path:
+    """Merge a LoRA adapter into its base model and save a full model (as the online loop needs)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    out = Path(out)
+    merged.save_pretrained(out)
+    AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(out)
+    return out
