@@ -221,3 +221,16 @@ def test_merge_gives_the_same_logits_as_base_plus_adapter(tmp_path, tiny_model_d
         base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(ids).logits
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(base, expected)  # the adapter changed something
+
+
+def test_full_fine_tuning_writes_a_full_model(tmp_path, tiny_model_dir, instances_file):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "full" / "model"
+    train(TrainJob(str(tiny_model_dir), instances_file, out, _training(finetune="full", learning_rate=1e-3),
+                   device="cpu", progress=False))
+    tuned = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    changed = [n for (n, a), (_, b) in zip(tuned.named_parameters(), base.named_parameters()) if not torch.equal(a, b)]
+    assert "lm_head.weight" in changed and any("mlp.gate_proj" in n for n in changed)
+    assert json.loads((out / "manifest.json").read_text())["training"]["finetune"] == "full"

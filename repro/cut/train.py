@@ -94,6 +94,11 @@ def load_model(base_model: str, training: Training, device: torch.device):
         raise FileNotFoundError(f"cannot load base model '{base_model}': {err}") from None
     if "quantization_config" not in kwargs:
         model.to(device)
+    return prepare_for_training(model, training)
+
+
+def prepare_for_training(model, training: Training):
+    """Gradient checkpointing, k-bit preparation and the LoRA wrapper (or nothing, for full fine-tuning)."""
     if training.load_in_8bit or training.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 

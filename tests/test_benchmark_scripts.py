@@ -1,0 +1,22 @@
+"""The prepared GPU benchmark runs end to end in its tiny CPU preset, so it cannot rot between GPU sessions.
+(Speed is measured by the scripts under benchmarks/, never asserted here.)"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_gpu_cut_step_script_runs_on_cpu_tiny_preset():
+    result = subprocess.run([sys.executable, "benchmarks/gpu_cut_step.py", "--preset", "tiny", "--device", "cpu",
+                             "--steps", "1", "--warmup", "0", "--tokens", "128"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["mode"] for r in rows] == ["lora", "full"]
+    lora, full = rows
+    assert 0 < lora["trainable"] < full["trainable"] == full["params"]
+    assert all(r["tokens_per_s"] > 0 and r["loss"] > 0 for r in rows)
