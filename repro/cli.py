@@ -112,6 +112,30 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from repro.generate.run import run_generation
+    from repro.generate.spec import Decoding, GenerationSpec
+
+    defaults = None
+    if args.config:
+        from repro.config import load_config
+
+        defaults = load_config(args.config).generation
+    pick = lambda value, name, fallback: value if value is not None else (  # noqa: E731
+        getattr(defaults, name) if defaults else fallback)
+    spec = GenerationSpec(
+        model=args.model, adapter=args.adapter, backend=pick(args.backend, "backend", "transformers"),
+        decoding=Decoding(max_new_tokens=pick(args.max_new_tokens, "max_new_tokens", 2048),
+                          temperature=pick(args.temperature, "temperature", 0.0),
+                          top_p=pick(args.top_p, "top_p", 1.0), seed=args.seed),
+        template=pick(args.template, "template", "alpaca"), generator=args.generator or Path(args.model).name,
+        batch_size=pick(args.batch_size, "batch_size", 16), tensor_parallel=args.tensor_parallel, dtype=args.dtype)
+    manifest = run_generation(spec, args.prompts, args.out, limit=args.limit, store=_store(args),
+                              progress=not args.no_progress)
+    print(json.dumps({k: manifest[k] for k in ("prompts", "generated_now", "reused_from_partial")}))
+    return 0
+
+
 def cmd_config_check(args) -> int:
     from repro.config import load_config
 
@@ -186,6 +210,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("generate", help="generate responses (transformers or vLLM), resumable")
+    p.add_argument("--model", required=True, help="hub id, model folder, or a .gguf file")
+    p.add_argument("--adapter", help="peft adapter folder, applied unmerged")
+    p.add_argument("--prompts", required=True, help="alpaca_eval, summarization-test, or a JSONL of instructions")
+    p.add_argument("--out", required=True)
+    p.add_argument("--backend", choices=["transformers", "vllm"])
+    p.add_argument("--limit", type=int, help="only the first N prompts")
+    p.add_argument("--config", help="take decoding defaults from this config's `generation` section")
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--template", choices=["alpaca", "chat"])
+    p.add_argument("--generator", help="name written into the outputs (default: the model folder's name)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--tensor-parallel", type=int, default=1)
+    p.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto")
+    p.add_argument("--mirror")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("model", help="build a local model folder (tiny, smollm2-gguf)")
     p.add_argument("action", choices=["build"])

@@ -41,3 +41,20 @@ def smollm2_dir(tmp_path_factory) -> Path:
     from repro.models import build_smollm2
 
     return build_smollm2(tmp_path_factory.mktemp("smollm2") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A real peft LoRA adapter for the tiny model with random (non-zero) weights, so it changes outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=["gate_proj", "up_proj",
+                                                                                       "down_proj"],
+                                                  init_lora_weights=False))
+    out = tmp_path_factory.mktemp("adapter") / "adapter"
+    peft_model.save_pretrained(out)
+    return out

@@ -1,0 +1,1 @@
+"""Generation with one interface and two backends (transformers, vLLM), resumable and provenance-stamped."""

@@ -1,0 +1,124 @@
+"""Run a generation: only the prompts not yet done, each result appended as it finishes, the final file written
+atomically with a manifest.
+
+Progress lives in ``<out>.partial.jsonl``: a header line with the run's fingerprint, then one line per finished
+prompt. After a crash or kill, a rerun reads it, drops an unfinished last line, and generates only what is
+missing, so every prompt ends up exactly once. A partial or final file from other settings is an error, never
+silently reused.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from repro.generate.backends import load_tokenizer, make_backend
+from repro.generate.prompts import load_prompts
+from repro.generate.spec import GenerationSpec, render
+from repro.io import write_json, write_jsonl
+
+
+class StaleOutputError(ValueError):
+    pass
+
+
+def _paths(out: Path) -> tuple[Path, Path]:
+    return out.with_name(out.name + ".partial.jsonl"), out.with_name(out.name + ".manifest.json")
+
+
+def read_partial(path: Path, fingerprint: dict) -> dict[str, dict]:
+    """Finished results of an interrupted run with the same fingerprint, keyed by str(prompt id)."""
+    if not path.exists():
+        return {}
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]  # a kill can leave half a line at the end: it is redone
+    if len(complete) != len(raw):
+        path.write_bytes(complete)
+    lines = complete.decode("utf-8").splitlines()
+    if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
+        raise StaleOutputError(f"{path} belongs to a generation with other settings (model, adapter, backend, "
+                               "decoding, template or prompts); delete it or choose another --out")
+    done = {}
+    for line in lines[1:]:
+        row = json.loads(line)
+        done[str(row["id"])] = row
+    return done
+
+
+def _append(handle, row: dict) -> None:
+    handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def run_generation(spec: GenerationSpec, prompt_set: str, out: str | Path, limit: int | None = None, store=None,
+                   device: str = "auto", progress: bool = True) -> dict:
+    out = Path(out)
+    partial, manifest_path = _paths(out)
+    prompts = load_prompts(prompt_set, store, limit)
+    fingerprint = spec.fingerprint(prompt_set)
+    ids = [str(p["id"]) for p in prompts]
+    if out.exists():
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        if manifest.get("fingerprint") == fingerprint and manifest.get("prompt_ids") == ids:
+            return manifest  # finished earlier with the same settings: nothing to do
+        raise StaleOutputError(f"{out} exists from another generation (settings or prompts differ); delete it "
+                               "or choose another --out")
+
+    done = read_partial(partial, fingerprint)
+    todo = [p for p in prompts if str(p["id"]) not in done]
+    started, new_tokens = time.time(), 0
+    if todo:
+        tokenizer = load_tokenizer(spec.model)
+        rendered = [render(tokenizer, spec.template, p["instruction"], p["input"]) for p in todo]
+        prompt_ids = [tokenizer(text)["input_ids"] for text in rendered]
+        backend = make_backend(spec, device)
+        started = time.time()  # throughput excludes model loading
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "a", encoding="utf-8") as handle:
+            if not done:
+                handle.seek(0)
+                handle.truncate()
+                _append(handle, {"fingerprint": fingerprint})
+            bar = _bar(progress, len(todo))
+            for index, new_ids in backend.generate(prompt_ids, spec.decoding):
+                if tokenizer.eos_token_id in new_ids:
+                    new_ids = new_ids[: new_ids.index(tokenizer.eos_token_id)]
+                # released: decode prompt + output, keep what follows the prompt's "### Response:", strip; decoding
+                # only the new tokens gives the same text without depending on the marker
+                text = tokenizer.decode(new_ids, skip_special_tokens=True).strip()
+                row = {"id": todo[index]["id"], "output": text, "new_tokens": len(new_ids)}
+                _append(handle, row)
+                done[str(row["id"])] = row
+                new_tokens += len(new_ids)
+                if bar:
+                    bar.update(1)
+                    bar.set_postfix(tokens_per_s=f"{new_tokens / max(time.time() - started, 1e-9):.1f}")
+            if bar:
+                bar.close()
+
+    results = [{**p, "output": done[str(p["id"])]["output"]} for p in prompts]
+    if prompt_set == "alpaca_eval":  # alpaca_eval's own format
+        rows = [{"instruction": r["instruction"], "output": r["output"], "generator": spec.generator,
+                 "dataset": r["dataset"]} for r in results]
+        write_json(out, rows)
+    else:
+        write_jsonl(out, [{"id": r["id"], "instruction": r["instruction"], "input": r["input"],
+                           "output": r["output"], "generator": spec.generator} for r in results])
+    elapsed = time.time() - started
+    manifest = {"fingerprint": fingerprint, "prompt_ids": ids, "prompts": len(prompts),
+                "generated_now": len(todo), "reused_from_partial": len(prompts) - len(todo),
+                "new_tokens_now": new_tokens, "seconds_now": elapsed,
+                "tokens_per_s_now": new_tokens / elapsed if todo and elapsed > 0 else None}
+    write_json(manifest_path, manifest)
+    partial.unlink(missing_ok=True)
+    return manifest
+
+
+def _bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="generate", unit="prompt")
