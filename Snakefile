@@ -48,6 +48,25 @@ def base_model(experiment, input):
     return input.weights[0] if input.weights else CFG.base_model_path(experiment, RUNS)
 
 
+def generation_runs():
+    """What gets generated from: every experiment's trained model, and every base model ("base-<model>")."""
+    return [f"base-{m}" for m in CFG.models] + list(CFG.experiments)
+
+
+def generation_inputs(run):
+    if run.startswith("base-"):
+        name = run.removeprefix("base-")
+        return {"weights": [f"{RUNS}/models/{name}"] if CFG.models[name].source != "hub" else []}
+    return {"adapter": f"{RUNS}/experiments/{run}/adapter", "weights": starting_weights(run)}
+
+
+def generation_model(run, input):
+    if run.startswith("base-"):
+        name = run.removeprefix("base-")
+        return input.weights[0] if input.weights else CFG.models[name].path
+    return base_model(run, input)
+
+
 def generated_models():
     return [f"{RUNS}/models/{name}" for name, spec in CFG.models.items() if spec.source != "hub"]
 
@@ -58,6 +77,12 @@ rule all:
         experiment_instances(),
         experiment_outputs(),
         generated_models(),
+        expand(f"{RUNS}/generations/{{run}}/alpaca_eval.json", run=generation_runs()),
+
+
+wildcard_constraints:
+    run="[A-Za-z0-9_.-]+",
+    experiment="[A-Za-z0-9_.-]+",
 
 
 rule prepare_data:
@@ -156,3 +181,28 @@ rule merge:
     shell:
         "repro merge --base-model {params.base} --adapter {input.adapter} --out {output} --dtype {params.dtype} "
         "> {log} 2>&1"
+
+
+rule generate_alpaca_eval:
+    input:
+        unpack(lambda wc: generation_inputs(wc.run)),
+    output:
+        outputs=f"{RUNS}/generations/{{run}}/alpaca_eval.json",
+        manifest=f"{RUNS}/generations/{{run}}/alpaca_eval.json.manifest.json",
+    log:
+        f"{RUNS}/logs/generate/{{run}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/generate/{{run}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        model=lambda wc, input: generation_model(wc.run, input),
+        adapter=lambda wc, input: f"--adapter {input.adapter}" if "adapter" in input.keys() else "",
+        limit=f"--limit {CFG.evaluation.alpaca_eval.limit}" if CFG.evaluation.alpaca_eval.limit else "",
+        mirror=MIRROR,
+    resources:
+        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro generate --config {params.config} --model {params.model} {params.adapter} --prompts alpaca_eval "
+        "--generator {wildcards.run} --out {output.outputs} {params.limit} {params.mirror} --no-progress > {log} 2>&1"

@@ -1,6 +1,7 @@
 """The Snakemake workflow: a dry run for every shipped config, lint, and the smoke profile for real."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -50,6 +51,9 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
     assert (runs / "data/mmlu-test.jsonl").read_text().count("\n") == 14042  # evaluation sets stay whole
     assert (runs / "experiments/cut-online-iter1-tiny/instances.jsonl").is_file()
     assert (runs / "models/tiny/model.safetensors").is_file()
+    assert (runs / "experiments/cut-online-iter1-tiny/merged/model.safetensors").is_file()  # online chain merged
+    generations = json.loads((runs / "generations/cut-online-iter2-tiny/alpaca_eval.json").read_text())
+    assert len(generations) == 4 and {g["generator"] for g in generations} == {"cut-online-iter2-tiny"}
     assert list((runs / "benchmarks").rglob("*.tsv")) and list((runs / "logs").rglob("*.log"))
     second = run(args, env=env)
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
