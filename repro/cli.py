@@ -136,6 +136,79 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_evaluate_winrate(args) -> int:
+    from repro.evaluate.winrate import winrate
+    from repro.io import read_json
+
+    print(json.dumps(winrate(read_json(args.annotations))))
+    return 0
+
+
+def cmd_evaluate_alpaca_eval(args) -> int:
+    from repro.evaluate.alpaca_eval_run import evaluate_alpaca_eval
+
+    scores = evaluate_alpaca_eval(
+        args.model_outputs, args.reference or _reference_file(args), args.out, args.cache, annotator=args.annotator,
+        version=args.version, length_controlled=args.length_controlled, limit=args.limit,
+        cache_seed=args.cache_seed, only_cached=args.only_cached, judge_model=args.judge_model,
+        judge_adapter=args.judge_adapter, judge_backend=args.judge_backend)
+    print(json.dumps({k: scores[k] for k in ("win_rate", "standard_error", "n", "wins", "losses", "ties",
+                                             "missing", "annotator", "comparable_with_paper")}))
+    return 0
+
+
+def _reference_file(args) -> str:
+    """The reference outputs of the chosen AlpacaEval version, from the data registry."""
+    name = "alpaca_eval/alpaca_eval.json" if args.version == "1.0" else "alpaca_eval/alpaca_eval_gpt4_baseline.json"
+    return str(_store(args).path("alpaca-eval", name))
+
+
+def cmd_evaluate_rouge(args) -> int:
+    from repro.evaluate.rouge import rouge
+    from repro.io import read_jsonl, write_json
+
+    predictions = read_jsonl(args.predictions)
+    references = read_jsonl(args.references)
+    if len(predictions) != len(references):
+        raise ValueError(f"{args.predictions} has {len(predictions)} rows but {args.references} has {len(references)}")
+    for i, (p, r) in enumerate(zip(predictions, references)):
+        if p["instruction"] != r["instruction"]:
+            raise ValueError(f"{args.predictions}, line {i + 1}: instruction differs from {args.references}")
+        if not r.get(args.reference_field):
+            raise ValueError(f"{args.references}, line {i + 1}, field '{args.reference_field}': empty reference")
+    scores = rouge([p["output"] for p in predictions], [r[args.reference_field] for r in references],
+                   use_stemmer=not args.no_stemmer)
+    payload = {"benchmark": "rouge", **scores, "use_stemmer": not args.no_stemmer,
+               "reference_field": args.reference_field, "predictions": args.predictions,
+               "references": args.references}
+    write_json(args.out, payload)
+    print(json.dumps(payload))
+    return 0
+
+
+def cmd_evaluate_lm_eval(args) -> int:
+    from repro.evaluate.lm_eval_run import run_lm_eval
+
+    shots = {"arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc2": 0}
+    batch_size, limit, backend = args.batch_size, args.limit, args.backend
+    if args.config:
+        from repro.config import load_config
+
+        settings = load_config(args.config).evaluation.lm_eval
+        shots = {task: t.num_fewshot for task, t in settings.tasks.items()}
+        batch_size = batch_size or settings.batch_size
+        limit = limit if limit is not None else settings.limit
+        backend = backend or settings.backend
+    data_dir = Path(args.data)
+    data = {name: data_dir / f"{name}.jsonl" for name in ("arc-challenge-train", "arc-challenge-test",
+                                                          "hellaswag-validation", "truthfulqa-mc", "mmlu-dev",
+                                                          "mmlu-test")}
+    payload = run_lm_eval(args.model, args.out, data, shots, adapter=args.adapter, backend=backend or "hf",
+                          limit=limit, batch_size=batch_size or 8, device=args.device)
+    print(json.dumps(payload["scores"]))
+    return 0
+
+
 def cmd_config_check(args) -> int:
     from repro.config import load_config
 
@@ -231,6 +304,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
+
+    evaluate = sub.add_parser("evaluate", help="score: AlpacaEval win rate, lm-eval benchmarks, ROUGE")
+    ev = evaluate.add_subparsers(dest="evaluate_command", required=True)
+    p = ev.add_parser("winrate", help="AlpacaEval win rate of an annotations file")
+    p.add_argument("annotations")
+    p.set_defaults(func=cmd_evaluate_winrate)
+    p = ev.add_parser("alpaca-eval", help="annotate model outputs against the reference with alpaca_eval")
+    p.add_argument("--model-outputs", required=True)
+    p.add_argument("--out", required=True, help="scores JSON (annotations are written beside it)")
+    p.add_argument("--cache", required=True, help="annotation cache folder (one JSON per annotator)")
+    p.add_argument("--annotator", default="alpaca_eval_gpt4", help="alpaca_eval config name, or a local judge")
+    p.add_argument("--version", choices=["1.0", "2.0"], default="1.0")
+    p.add_argument("--length-controlled", action="store_true")
+    p.add_argument("--reference", help="reference outputs (default: the version's reference from the registry)")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--cache-seed", action="append", help="stored annotations to seed the cache with")
+    p.add_argument("--only-cached", action="store_true", help="call no judge: leave out uncached outputs")
+    p.add_argument("--judge-model", help="model of a local judge")
+    p.add_argument("--judge-adapter")
+    p.add_argument("--judge-backend", choices=["transformers", "vllm"], default="transformers")
+    p.add_argument("--mirror")
+    p.set_defaults(func=cmd_evaluate_alpaca_eval)
+    p = ev.add_parser("rouge", help="ROUGE of generated summaries against prepared references")
+    p.add_argument("--predictions", required=True, help="generation JSONL (repro generate)")
+    p.add_argument("--references", required=True, help="prepared records JSONL (repro data prepare)")
+    p.add_argument("--reference-field", choices=["output", "refinement"], default="output")
+    p.add_argument("--no-stemmer", action="store_true")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate_rouge)
+    p = ev.add_parser("lm-eval", help="ARC / HellaSwag / MMLU / TruthfulQA with pinned local task files")
+    p.add_argument("--model", required=True)
+    p.add_argument("--adapter")
+    p.add_argument("--data", required=True, help="folder of prepared evaluation sets (repro data prepare)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="take shots, limit, batch size and backend from this config")
+    p.add_argument("--backend", choices=["hf", "vllm"])
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_evaluate_lm_eval)
 
     p = sub.add_parser("model", help="build a local model folder (tiny, smollm2-gguf)")
     p.add_argument("action", choices=["build"])

@@ -1,0 +1,125 @@
+"""ARC / HellaSwag / MMLU / TruthfulQA with lm-eval, pinned to the Open LLM Leaderboard v1 settings the paper
+followed (PAPER.md 4.5): ARC-Challenge 25-shot acc_norm, HellaSwag 10-shot acc_norm, MMLU 5-shot acc averaged
+over the 57 subjects without weighting by size, TruthfulQA 0-shot mc2.
+
+Task files are thin YAMLs written at run time that `include:` lm-eval's own task file (prompts and metrics stay
+lm-eval's) and point it at the prepared local data. Few-shot sources: ARC train; MMLU dev (first 5, as lm-eval);
+HellaSwag's train split (the canonical source) is not in the local mirror, so its few-shot examples are drawn
+from the validation split itself, the current item excluded (lm-eval's rule for a shared split) -- a deviation,
+recorded with the scores. Provenance (lm-eval version, per-task config and hash, n-shot, seeds) is saved.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+
+from repro.io import read_jsonl, sha256_file, write_json, write_jsonl
+
+METRICS = {"arc_challenge": "acc_norm", "hellaswag": "acc_norm", "mmlu": "acc", "truthfulqa_mc2": "acc"}
+FEWSHOT_SOURCE = {"arc_challenge": "ARC-Challenge train", "mmlu": "MMLU dev (first n)",
+                  "hellaswag": "HellaSwag validation, the current item excluded (train split unavailable)",
+                  "truthfulqa_mc2": "none (0-shot; lm-eval's fixed 6-example QA preamble)"}
+
+
+def _lm_eval_tasks_dir() -> Path:
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).parent
+
+
+def write_task_files(task_dir: Path, data: dict[str, Path], shots: dict[str, int]) -> list[str]:
+    """Write repro_* task YAMLs into task_dir for the tasks in `shots`; return the task names to run."""
+    lm = _lm_eval_tasks_dir()
+    task_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+
+    def dump(name: str, body: dict) -> None:
+        (task_dir / f"{name}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+
+    if "arc_challenge" in shots:
+        dump("repro_arc_challenge", {
+            "include": str(lm / "arc/arc_challenge.yaml"), "task": "repro_arc_challenge", "tag": [],
+            "dataset_path": "json", "dataset_name": None, "dataset_kwargs": {"data_files": {
+                "train": str(data["arc-challenge-train"]), "test": str(data["arc-challenge-test"])}},
+            "training_split": "train", "validation_split": None, "test_split": "test",
+            "num_fewshot": shots["arc_challenge"]})
+        names.append("repro_arc_challenge")
+    if "hellaswag" in shots:
+        dump("repro_hellaswag", {
+            "include": str(lm / "hellaswag/hellaswag.yaml"), "task": "repro_hellaswag", "tag": [],
+            "dataset_path": "json", "dataset_name": None,
+            "dataset_kwargs": {"data_files": {"validation": str(data["hellaswag-validation"])}},
+            "training_split": None, "validation_split": "validation", "fewshot_split": "validation",
+            "num_fewshot": shots["hellaswag"]})
+        names.append("repro_hellaswag")
+    if "truthfulqa_mc2" in shots:
+        dump("repro_truthfulqa_mc2", {
+            "include": str(lm / "truthfulqa/truthfulqa_mc2.yaml"), "task": "repro_truthfulqa_mc2", "tag": [],
+            "dataset_path": "json", "dataset_name": None,
+            "dataset_kwargs": {"data_files": {"validation": str(data["truthfulqa-mc"])}},
+            "num_fewshot": shots["truthfulqa_mc2"]})
+        names.append("repro_truthfulqa_mc2")
+    if "mmlu" in shots:
+        by_subject: dict[str, dict[str, list]] = defaultdict(lambda: {"dev": [], "test": []})
+        for split in ("dev", "test"):
+            for row in read_jsonl(data[f"mmlu-{split}"]):
+                by_subject[row["subject"]][split].append(row)
+        subtasks = []
+        for subject, splits in sorted(by_subject.items()):
+            files = {}
+            for split, rows in splits.items():
+                files[split] = task_dir / "mmlu_data" / f"{subject}_{split}.jsonl"
+                write_jsonl(files[split], rows)
+            task = f"repro_mmlu_{subject}"
+            dump(task, {
+                "include": str(lm / "mmlu/default/_default_template_yaml"), "task": task, "dataset_path": "json",
+                "dataset_name": None, "dataset_kwargs": {"data_files": {k: str(v) for k, v in files.items()}},
+                "description": f"The following are multiple choice questions (with answers) about "
+                               f"{subject.replace('_', ' ')}.\n\n", "num_fewshot": shots["mmlu"]})
+            subtasks.append(task)
+        dump("repro_mmlu", {"group": "repro_mmlu", "task": subtasks,
+                            "aggregate_metric_list": [{"metric": "acc", "weight_by_size": False}],
+                            "metadata": {"version": 1}})
+        names.append("repro_mmlu")
+    return names
+
+
+def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[str, int],
+                adapter: str | None = None, backend: str = "hf", limit: int | None = None, batch_size: int = 8,
+                device: str = "cpu", dtype: str = "auto") -> dict:
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    out = Path(out)
+    task_dir = out.with_name(out.stem + ".tasks")
+    names = write_task_files(task_dir, data, shots)
+    model_args = f"pretrained={model},dtype={dtype}" + (f",peft={adapter}" if adapter else "")
+    results = lm_eval.simple_evaluate(model=backend, model_args=model_args, tasks=names,
+                                      task_manager=TaskManager(include_path=str(task_dir)), limit=limit,
+                                      batch_size=batch_size, device=device, log_samples=False)
+    scores = {}
+    for task, metric in METRICS.items():
+        name = f"repro_{task}"
+        if name in results["results"]:
+            scores[task] = 100 * float(results["results"][name][f"{metric},none"])
+    if len(scores) == 4:
+        scores["avg"] = sum(scores.values()) / 4  # the paper's Avg. column
+    payload = {
+        "benchmark": "lm_eval", "scores": scores, "metrics": {t: METRICS[t] for t in shots},
+        "num_fewshot": shots, "fewshot_source": {t: FEWSHOT_SOURCE[t] for t in shots}, "limit": limit,
+        "model": model, "adapter": adapter, "backend": backend,
+        "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
+        "n_samples": results.get("n-samples"),
+        "task_files_sha256": {p.stem: sha256_file(p) for p in sorted(task_dir.glob("*.yaml"))},
+        "data_sha256": {name: sha256_file(path) for name, path in sorted(data.items())},
+        "versions": results.get("versions"), "n_shot": results.get("n-shot"),
+        "configs": json.loads(json.dumps(results.get("configs"), default=str)),
+        "seeds": {k: results["config"].get(k) for k in ("random_seed", "numpy_seed", "torch_seed",
+                                                        "fewshot_seed")},
+        "git_hash": results.get("git_hash"), "date": results.get("date"),
+    }
+    write_json(out, payload)
+    return payload

@@ -1,0 +1,232 @@
+"""Evaluation: win rates from the stored GPT-4 annotations, alpaca_eval's own GPT-4 path offline (seeded cache)
+and against a local OpenAI-protocol server with faults, a local judge end to end, lm-eval, ROUGE."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from repro.evaluate.rouge import rouge
+from repro.evaluate.winrate import winrate
+
+ROOT = Path(__file__).resolve().parent.parent
+STORED = {"llama-2-13b-chat-hf": 81.09, "cut-13b": 91.36}
+
+
+def _annotations(mirror, model):
+    return json.loads((mirror / f"alpaca_eval/results/{model}/alpaca_eval_gpt4/annotations.json").read_text())
+
+
+@pytest.mark.parametrize("model", STORED)
+def test_winrate_of_the_stored_gpt4_annotations(mirror, model):
+    result = subprocess.run([sys.executable, "-m", "repro.cli", "evaluate", "winrate",
+                             str(mirror / f"alpaca_eval/results/{model}/alpaca_eval_gpt4/annotations.json")],
+                            capture_output=True, text=True, check=True, cwd=ROOT)
+    scores = json.loads(result.stdout)
+    assert round(scores["win_rate"], 2) == STORED[model]
+    assert scores["n"] == 804 and scores["missing"] == 1
+    assert scores["wins"] + scores["losses"] + scores["ties"] == 804
+
+
+@pytest.mark.parametrize("model", STORED)
+def test_winrate_agrees_with_alpaca_eval(mirror, model):
+    from alpaca_eval.metrics import get_winrate
+
+    ours, theirs = winrate(_annotations(mirror, model)), get_winrate(_annotations(mirror, model))
+    assert ours["win_rate"] == pytest.approx(theirs["win_rate"], abs=1e-9)
+    assert ours["standard_error"] == pytest.approx(theirs["standard_error"], abs=1e-9)
+    assert (ours["wins"], ours["losses"], ours["ties"]) == (theirs["n_wins"], theirs["n_wins_base"], theirs["n_draws"])
+    synthetic = [{"preference": p} for p in (1, 2, 2, 0, 1.5, 1.25, None)]
+    assert winrate(synthetic)["win_rate"] == pytest.approx(get_winrate(synthetic)["win_rate"])
+
+
+class CountingOpenAIServer:
+    """Speaks OpenAI's chat-completions protocol on 127.0.0.1 as a deterministic stand-in for GPT-4 (a paid
+    service that cannot run here): it ranks the longer answer first. `faults` maps a request number to 'error'
+    (HTTP 500), 'rate' (HTTP 429) or 'slow' (answers after 2 s)."""
+
+    def __init__(self, faults=None):
+        self.faults, self.requests, self.successes = faults or {}, 0, Counter()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with threading.Lock():
+                    server.requests += 1
+                    number = server.requests
+                fault = server.faults.get(number)
+                if fault in ("error", "rate"):
+                    self.send_response(500 if fault == "error" else 429)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"error": {"message": f"injected {fault}", "type": fault}}).encode())
+                    return
+                if fault == "slow":
+                    time.sleep(2)
+                prompt = "\n".join(m["content"] for m in body["messages"])
+                answers = prompt.split('"answer": """')[1:]
+                first, second = (a.split('"""')[0] for a in answers[-2:])
+                rank1 = 1 if len(first) >= len(second) else 2
+                text = str([{"model": "model_1", "rank": 1 if rank1 == 1 else 2},
+                            {"model": "model_2", "rank": 2 if rank1 == 1 else 1}])
+                server.successes[prompt] += 1
+                payload = {"id": f"c{number}", "object": "chat.completion", "created": 0, "model": body["model"],
+                           "choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": text}}],
+                           "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _alpaca_eval_cli(args, server_url, mirror, key="sk-test-not-a-real-key"):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI")}
+    env.update(REPRO_DATA_MIRROR=str(mirror), OPENAI_API_BASE=server_url, OPENAI_MAX_RETRIES="2")
+    if key:
+        env["OPENAI_API_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "repro.cli", "evaluate", "alpaca-eval", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_paper_evaluator_offline_from_the_seeded_cache(mirror, tmp_path):
+    """alpaca_eval's own `alpaca_eval_gpt4` configuration on the stored cut-13b outputs gives 91.36 with the cache
+    seeded from the stored GPT-4 annotations, and the judge server sees no request at all."""
+    server = CountingOpenAIServer()
+    try:
+        stored = mirror / "alpaca_eval/results/cut-13b"
+        result = _alpaca_eval_cli(["--model-outputs", str(stored / "model_outputs.json"), "--out",
+                                   str(tmp_path / "scores.json"), "--cache", str(tmp_path / "cache"),
+                                   "--cache-seed", str(stored / "alpaca_eval_gpt4/annotations.json"),
+                                   "--only-cached"], server.url, mirror)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert round(scores["win_rate"], 2) == 91.36 and round(scores["alpaca_eval_win_rate"], 2) == 91.36
+    assert scores["n"] == 804 and scores["left_out_uncached"] == 1  # the pair GPT-4 never annotated
+    assert scores["comparable_with_paper"] is True and scores["judge_model"] == "gpt-4"
+    assert server.requests == 0
+
+
+def test_openai_decoder_against_a_local_server_with_faults(mirror, tmp_path):
+    outputs = json.loads((mirror / "alpaca_eval/results/llama-2-13b-chat-hf/model_outputs.json").read_text())[:5]
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    reference = {r["instruction"]: r["output"] for r in json.loads((mirror / "alpaca_eval/alpaca_eval.json").read_text())}
+    args = ["--model-outputs", str(tmp_path / "outputs.json"), "--out", str(tmp_path / "scores.json"), "--cache",
+            str(tmp_path / "cache")]
+    server = CountingOpenAIServer(faults={1: "error", 3: "rate", 5: "slow"})
+    try:
+        result = _alpaca_eval_cli(args, server.url, mirror)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "sk-test-not-a-real-key" not in result.stdout + result.stderr
+        scores = json.loads((tmp_path / "scores.json").read_text())
+        assert (scores["n"], scores["missing"]) == (5, 0)  # nothing lost ...
+        assert sorted(server.successes.values()) == [1] * 5  # ... nor asked twice
+        assert server.requests == 7  # 5 answers + the error and the rate limit, retried
+        annotations = json.loads((tmp_path / "scores.annotations.json").read_text())
+        expected = [2.0 if len(o["output"]) > len(reference[o["instruction"]]) else 1.0 for o in outputs]
+        by_instruction = {a["instruction"]: a["preference"] for a in annotations}
+        assert [by_instruction[o["instruction"]] for o in outputs] == expected
+        assert "sk-test" not in (tmp_path / "scores.json").read_text() + json.dumps(annotations)
+        before = server.requests
+        again = _alpaca_eval_cli(args[:3] + [str(tmp_path / "again.json")] + args[4:], server.url, mirror)
+        assert again.returncode == 0 and server.requests == before  # the cache pays once
+    finally:
+        server.close()
+
+
+def test_local_judge_end_to_end(tiny_model_dir, store, tmp_path):
+    """generation -> annotation by a local judge -> win rate, all through alpaca_eval; labelled not comparable."""
+    from repro.evaluate.alpaca_eval_run import evaluate_alpaca_eval
+    from repro.generate.run import run_generation
+    from repro.generate.spec import Decoding, GenerationSpec
+
+    outputs = tmp_path / "alpaca_eval.json"
+    run_generation(GenerationSpec(model=str(tiny_model_dir), generator="tiny", decoding=Decoding(max_new_tokens=8)),
+                   "alpaca_eval", outputs, limit=4, store=store, progress=False)
+    reference = store.path("alpaca-eval", "alpaca_eval/alpaca_eval.json")
+    scores = evaluate_alpaca_eval(outputs, reference, tmp_path / "scores.json", tmp_path / "cache",
+                                  annotator="local_pairwise", judge_model=str(tiny_model_dir))
+    assert (scores["n"], scores["missing"]) == (4, 0) and 0 <= scores["win_rate"] <= 100
+    assert scores["local_judge"] is True and scores["comparable_with_paper"] is False
+    assert scores["judge_model"] == str(tiny_model_dir)
+    # a rerun is served from the cache: the judge is never loaded (its model path may even be gone)
+    again = evaluate_alpaca_eval(outputs, reference, tmp_path / "again.json", tmp_path / "cache",
+                                 annotator="local_pairwise", judge_model=str(tmp_path / "no-such-model"))
+    assert again["win_rate"] == scores["win_rate"]
+
+
+def test_lm_eval_runs_the_four_pinned_tasks_on_the_tiny_model(tiny_model_dir, store, tmp_path):
+    from repro.data import prepare
+    from repro.evaluate.lm_eval_run import run_lm_eval
+    from repro.io import write_jsonl
+
+    data = {}
+    for name in ("arc-challenge-train", "arc-challenge-test", "hellaswag-validation", "truthfulqa-mc", "mmlu-dev",
+                 "mmlu-test"):
+        data[name] = tmp_path / f"{name}.jsonl"
+        write_jsonl(data[name], prepare(name, store)[0])
+    shots = {"arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc2": 0}
+    payload = run_lm_eval(str(tiny_model_dir), tmp_path / "scores.json", data, shots, limit=2, batch_size=4)
+    scores = payload["scores"]
+    assert set(scores) == {"arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "avg"}
+    assert all(0 <= v <= 100 for v in scores.values())
+    assert scores["avg"] == pytest.approx(sum(scores[t] for t in shots) / 4)
+    assert payload["n_shot"]["repro_arc_challenge"] == 25 and payload["n_shot"]["repro_hellaswag"] == 10
+    assert payload["n_shot"]["repro_mmlu_anatomy"] == 5 and payload["n_shot"]["repro_truthfulqa_mc2"] == 0
+    mmlu_tasks = [k for k in payload["n_samples"] if k.startswith("repro_mmlu_")]
+    assert len(mmlu_tasks) == 57 and all(payload["n_samples"][k]["effective"] == 2 for k in mmlu_tasks)
+    assert payload["n_samples"]["repro_arc_challenge"]["original"] == 1172
+    assert "validation" in payload["fewshot_source"]["hellaswag"]
+    assert len(payload["task_files_sha256"]) == 4 + 57 and set(payload["data_sha256"]) == set(data)
+
+
+def test_rouge_against_values_worked_out_by_hand():
+    s = rouge(["the cat sat on the mat"], ["the cat is on the mat"], use_stemmer=False)
+    # unigrams: 5 of 6 match both ways -> F 5/6; bigrams "the cat", "on the", "the mat": 3 of 5 -> 3/5;
+    # longest common subsequence "the cat on the mat": 5 of 6 -> 5/6
+    assert s["rouge1"] == pytest.approx(100 * 5 / 6) and s["rouge2"] == pytest.approx(60.0)
+    assert s["rougeL"] == pytest.approx(100 * 5 / 6) and s["rougeLsum"] == pytest.approx(100 * 5 / 6)
+    # stemming: "running dogs" vs "run dog" match only when stemmed
+    assert rouge(["running dogs"], ["run dog"], use_stemmer=True)["rouge1"] == pytest.approx(100.0)
+    assert rouge(["running dogs"], ["run dog"], use_stemmer=False)["rouge1"] == 0.0
+    # averaged over examples: (100 + 0) / 2
+    assert rouge(["a b", "c"], ["a b", "d"], use_stemmer=False)["rouge1"] == pytest.approx(50.0)
+    # rougeLsum treats newlines as sentence breaks: two sentences in swapped order keep full summary-level LCS
+    assert rouge(["b c\na x"], ["a x\nb c"], use_stemmer=False)["rougeLsum"] == pytest.approx(100.0)
+
+
+def test_rouge_cli_records_its_settings(tmp_path):
+    preds, refs = tmp_path / "gen.jsonl", tmp_path / "ref.jsonl"
+    preds.write_text(json.dumps({"id": 0, "instruction": "P\nQ", "output": "the cat sat on the mat"}) + "\n")
+    refs.write_text(json.dumps({"instruction": "P\nQ", "output": "the cat is on the mat", "refinement": "x"}) + "\n")
+    result = subprocess.run([sys.executable, "-m", "repro.cli", "evaluate", "rouge", "--predictions", str(preds),
+                             "--references", str(refs), "--out", str(tmp_path / "s.json")],
+                            capture_output=True, text=True, check=True, cwd=ROOT)
+    scores = json.loads(result.stdout)
+    assert scores["rouge2"] == pytest.approx(60.0)
+    assert (scores["use_stemmer"], scores["reference_field"], scores["n"]) == (True, "output", 1)
