@@ -67,6 +67,22 @@ def generation_model(run, input):
     return base_model(run, input)
 
 
+def judge_inputs():
+    judge = CFG.evaluation.alpaca_eval.judge_model
+    return [f"{RUNS}/models/{judge}"] if judge and CFG.models[judge].source != "hub" else []
+
+
+def judge_option(input):
+    judge = CFG.evaluation.alpaca_eval.judge_model
+    if judge is None:
+        return ""
+    return f"--judge-model {input.judge[0] if input.judge else CFG.models[judge].path}"
+
+
+EVAL_SETS = ["arc-challenge-train", "arc-challenge-test", "hellaswag-validation", "truthfulqa-mc", "mmlu-dev",
+             "mmlu-test"]
+
+
 def generated_models():
     return [f"{RUNS}/models/{name}" for name, spec in CFG.models.items() if spec.source != "hub"]
 
@@ -77,7 +93,8 @@ rule all:
         experiment_instances(),
         experiment_outputs(),
         generated_models(),
-        expand(f"{RUNS}/generations/{{run}}/alpaca_eval.json", run=generation_runs()),
+        expand(f"{RUNS}/scores/{{run}}/{{benchmark}}.json", run=generation_runs(),
+               benchmark=["alpaca_eval", "lm_eval"]),
 
 
 wildcard_constraints:
@@ -206,3 +223,53 @@ rule generate_alpaca_eval:
     shell:
         "repro generate --config {params.config} --model {params.model} {params.adapter} --prompts alpaca_eval "
         "--generator {wildcards.run} --out {output.outputs} {params.limit} {params.mirror} --no-progress > {log} 2>&1"
+
+
+rule alpaca_eval:
+    input:
+        outputs=f"{RUNS}/generations/{{run}}/alpaca_eval.json",
+        judge=judge_inputs(),
+    output:
+        f"{RUNS}/scores/{{run}}/alpaca_eval.json",
+    log:
+        f"{RUNS}/logs/alpaca_eval/{{run}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/alpaca_eval/{{run}}.tsv"
+    params:
+        cache=lambda wc, output: os.path.join(os.path.dirname(output[0]), "alpaca_eval_cache"),
+        annotator=CFG.evaluation.alpaca_eval.annotator,
+        version=CFG.evaluation.alpaca_eval.version,
+        judge=lambda wc, input: judge_option(input),
+        lc="--length-controlled" if CFG.evaluation.alpaca_eval.length_controlled else "",
+        mirror=MIRROR,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro evaluate alpaca-eval --model-outputs {input.outputs} --out {output} --cache {params.cache} "
+        "--annotator {params.annotator} --version {params.version} {params.judge} {params.lc} {params.mirror} "
+        "> {log} 2>&1"
+
+
+rule lm_eval:
+    input:
+        unpack(lambda wc: generation_inputs(wc.run)),
+        data=expand(f"{RUNS}/data/{{name}}.jsonl", name=EVAL_SETS),
+    output:
+        f"{RUNS}/scores/{{run}}/lm_eval.json",
+    log:
+        f"{RUNS}/logs/lm_eval/{{run}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/lm_eval/{{run}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        model=lambda wc, input: generation_model(wc.run, input),
+        adapter=lambda wc, input: f"--adapter {input.adapter}" if "adapter" in input.keys() else "",
+        data=lambda wc, input: os.path.dirname(input.data[0]),
+        device="cpu" if CFG.device == "cpu" else "cuda",
+    resources:
+        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro evaluate lm-eval --config {params.config} --model {params.model} {params.adapter} "
+        "--data {params.data} --device {params.device} --out {output} > {log} 2>&1"

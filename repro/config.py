@@ -108,7 +108,8 @@ class Generation(Strict):
 
 class AlpacaEvalSettings(Strict):
     version: Literal["1.0", "2.0"] = "1.0"
-    annotator: str = "alpaca_eval_gpt4"
+    annotator: str = "alpaca_eval_gpt4"  # an alpaca_eval config, or a local judge (repro/evaluate/judges/<name>)
+    judge_model: str | None = None  # local judges: a key of `models` (results not comparable with GPT-4)
     reference: str = "alpaca-eval"  # data set NAME of the reference outputs (1.0: text-davinci-003)
     length_controlled: bool = False
     limit: int | None = None
@@ -157,6 +158,13 @@ class Config(Strict):
     generation: Generation = Generation()
     evaluation: Evaluation = Evaluation()
     online: Online = Online()
+
+    @model_validator(mode="after")
+    def _judge_resolves(self):
+        judge = self.evaluation.alpaca_eval.judge_model
+        if judge is not None and judge not in self.models:
+            raise ValueError(f"evaluation.alpaca_eval.judge_model: '{judge}' is not a key of models")
+        return self
 
     @model_validator(mode="after")
     def _experiments_resolve(self):
