@@ -49,6 +49,10 @@ class CutLoss(Strict):
     alpha: float = 1.0  # UT weight (`--weight_unlike`)
     gamma: float = 0.0  # dynamic weighting exponent (v4 Eq. 6); 0 = the released code
     combine: Literal["mean", "sum"] = "mean"  # mean: released (nll + ul) / 2; sum: the paper's L1 + L2
+    # Table 4 ablations (repro.cut.loss): each removes exactly one term
+    use_l1: bool = True  # False: "- L1" (= Hindsight on the negatives)
+    use_align_n_mle: bool = True  # False: "- second part of L2"
+    detection: bool = True  # False: "- inappropriate token detection" (UT on every Misalign token)
 
 
 class Training(Strict):

@@ -9,6 +9,13 @@ is not differentiated; 1 - p == 0 is guarded with +1e-5 as the released code doe
 ``-log p_misalign``; ``ul_i`` is their mean (L1). ``loss_i`` is ``nll_i`` for a positive, and
 ``(nll_i + ul_i) / 2`` (``combine="mean"``, the released code) or ``nll_i + ul_i`` (``combine="sum"``, the
 paper's L1 + L2) for a negative. ``gamma = 0`` is the released code (no dynamic weighting).
+
+Ablations of Table 4, each removing exactly the term it names (keyword-only, off by default):
+``use_l1=False`` ("- L1": no Misalign term; a negative's loss is nll_i, i.e. Hindsight), ``use_align_n_mle=False``
+("- second part of L2": a negative's loss is ul_i), ``detection=False`` ("- inappropriate token detection":
+every paired token gets unlikelihood). When a term is removed the remaining one is used as is (not halved).
+"- first part of L2" removes the Align-P examples (``downsample: 0`` in the config, Figure 7's ratio 0) and
+"- dynamic weighting" is ``gamma = 0``.
 """
 from __future__ import annotations
 
@@ -36,7 +43,8 @@ class CutLossOutput:
 
 def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch.Tensor,
              misalign_targets: torch.Tensor, negative: torch.Tensor, *, threshold: float, alpha: float,
-             gamma: float = 0.0, combine: str = "mean") -> CutLossOutput:
+             gamma: float = 0.0, combine: str = "mean", use_l1: bool = True, use_align_n_mle: bool = True,
+             detection: bool = True) -> CutLossOutput:
     if combine not in ("mean", "sum"):
         raise ValueError(f"combine must be 'mean' or 'sum', got {combine!r}")
     if threshold <= 0:
@@ -79,6 +87,8 @@ def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch
 
         with torch.no_grad():
             flag = torch.exp(log_p_align_n - log_p_misalign) > threshold  # p_alignN / p_misalign > lambda
+            if not detection:
+                flag = torch.ones_like(flag)
             weight = alpha * torch.exp(gamma * log_p_align_n) if gamma else torch.full_like(log_p_align_n, alpha)
         one_minus_p = -torch.expm1(log_p_misalign)  # 1 - p, accurate near p = 1
         one_minus_p = torch.where(one_minus_p == 0, one_minus_p + ONE_MINUS_P_GUARD, one_minus_p)
@@ -86,7 +96,14 @@ def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch
         ul = torch.zeros(batch, device=logits.device).index_add(0, neg_owner, terms) / counts.clamp(min=1)
         flagged_per_example = torch.zeros(batch, dtype=torch.long, device=logits.device).index_add(
             0, neg_owner, flag.long())
-        combined = (nll + ul) / 2 if combine == "mean" else nll + ul
+        if use_l1 and use_align_n_mle:
+            combined = (nll + ul) / 2 if combine == "mean" else nll + ul
+        elif use_l1:
+            combined = ul
+        elif use_align_n_mle:
+            combined = nll
+        else:
+            raise ValueError("use_l1=False and use_align_n_mle=False leave a negative example with no loss")
         per_example = torch.where(negative, combined, nll)
 
     return CutLossOutput(

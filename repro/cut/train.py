@@ -136,7 +136,8 @@ def forward_cut(model, batch: CutBatch, training: Training, autocast) -> "object
     n_first = batch.targets.shape[0]
     cut = training.cut
     return cut_loss(logits[:n_first], batch.targets, logits[n_first:], batch.misalign_targets, batch.negative,
-                    threshold=cut.threshold, alpha=cut.alpha, gamma=cut.gamma, combine=cut.combine)
+                    threshold=cut.threshold, alpha=cut.alpha, gamma=cut.gamma, combine=cut.combine,
+                    use_l1=cut.use_l1, use_align_n_mle=cut.use_align_n_mle, detection=cut.detection)
 
 
 def plan_steps(n_examples: int, training: Training) -> tuple[int, int]:
