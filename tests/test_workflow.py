@@ -54,10 +54,10 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
     assert (runs / "experiments/cut-online-iter1-tiny/merged/model.safetensors").is_file()  # online chain merged
     generations = json.loads((runs / "generations/cut-online-iter2-tiny/alpaca_eval.json").read_text())
     assert len(generations) == 4 and {g["generator"] for g in generations} == {"cut-online-iter2-tiny"}
-    for run in ("base-tiny", "cut-shepherd-tiny", "cut-online-iter1-tiny", "cut-online-iter2-tiny"):
-        alpaca = json.loads((runs / f"scores/{run}/alpaca_eval.json").read_text())
+    for name in ("base-tiny", "cut-shepherd-tiny", "cut-online-iter1-tiny", "cut-online-iter2-tiny"):
+        alpaca = json.loads((runs / f"scores/{name}/alpaca_eval.json").read_text())
         assert (alpaca["n"], alpaca["local_judge"], alpaca["comparable_with_paper"]) == (4, True, False)
-        lm = json.loads((runs / f"scores/{run}/lm_eval.json").read_text())
+        lm = json.loads((runs / f"scores/{name}/lm_eval.json").read_text())
         assert set(lm["scores"]) == {"arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "avg"}
     assert list((runs / "benchmarks").rglob("*.tsv")) and list((runs / "logs").rglob("*.log"))
     second = run(args, env=env)
