@@ -53,6 +53,13 @@ def generation_runs():
     return [f"base-{m}" for m in CFG.models] + list(CFG.experiments)
 
 
+def summarization_runs():
+    """Table 3 / Table 4 (Specialist): the summarization experiments and the base models they start from."""
+    experiments = [n for n, e in CFG.experiments.items() if e.dataset.startswith("summarization")]
+    bases = sorted({f"base-{CFG.experiments[n].base_model}" for n in experiments})
+    return bases + experiments
+
+
 def generation_inputs(run):
     if run.startswith("base-"):
         name = run.removeprefix("base-")
@@ -95,6 +102,7 @@ rule all:
         generated_models(),
         expand(f"{RUNS}/scores/{{run}}/{{benchmark}}.json", run=generation_runs(),
                benchmark=["alpaca_eval", "lm_eval"]),
+        expand(f"{RUNS}/scores/{{run}}/rouge.json", run=summarization_runs()),
 
 
 wildcard_constraints:
@@ -273,3 +281,47 @@ rule lm_eval:
     shell:
         "repro evaluate lm-eval --config {params.config} --model {params.model} {params.adapter} "
         "--data {params.data} --device {params.device} --out {output} > {log} 2>&1"
+
+
+rule generate_summaries:
+    input:
+        unpack(lambda wc: generation_inputs(wc.run)),
+        prompts=f"{RUNS}/data/summarization-test.jsonl",
+    output:
+        outputs=f"{RUNS}/generations/{{run}}/summarization-test.jsonl",
+        manifest=f"{RUNS}/generations/{{run}}/summarization-test.jsonl.manifest.json",
+    log:
+        f"{RUNS}/logs/generate_summaries/{{run}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/generate_summaries/{{run}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        model=lambda wc, input: generation_model(wc.run, input),
+        adapter=lambda wc, input: f"--adapter {input.adapter}" if "adapter" in input.keys() else "",
+    resources:
+        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro generate --config {params.config} --model {params.model} {params.adapter} --prompts {input.prompts} "
+        "--generator {wildcards.run} --out {output.outputs} --no-progress > {log} 2>&1"
+
+
+rule rouge:
+    input:
+        predictions=f"{RUNS}/generations/{{run}}/summarization-test.jsonl",
+        references=f"{RUNS}/data/summarization-test.jsonl",
+    output:
+        f"{RUNS}/scores/{{run}}/rouge.json",
+    log:
+        f"{RUNS}/logs/rouge/{{run}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/rouge/{{run}}.tsv"
+    params:
+        field=CFG.evaluation.rouge.reference_field,
+        stemmer="" if CFG.evaluation.rouge.use_stemmer else "--no-stemmer",
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro evaluate rouge --predictions {input.predictions} --references {input.references} "
+        "--reference-field {params.field} {params.stemmer} --out {output} > {log} 2>&1"

@@ -29,7 +29,11 @@ def test_dry_run_for_every_config(config, tmp_path):
 def test_default_config_is_the_paper(tmp_path):
     result = run(["-n", "--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile")])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "runs/paper/experiments/cut-online-iter5/instances.jsonl" in result.stdout + result.stderr
+    plan = result.stdout + result.stderr
+    assert "runs/paper/experiments/cut-online-iter5/instances.jsonl" in plan
+    assert "runs/paper/scores/cut-summarization-llama2-13b/rouge.json" in plan  # Table 3 path
+    assert "runs/paper/scores/base-llama2-chat-13b/lm_eval.json" in plan
+    assert "runs/paper/experiments/cut-online-iter4/merged" in plan  # online chain
 
 
 def test_lint_is_clean():
