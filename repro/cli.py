@@ -51,7 +51,7 @@ def cmd_data_instances(args) -> int:
             records = records[: args.limit]
     instances, stats = build_instances(records, downsample=args.downsample, seed=args.seed, source=source)
     if not instances:
-        raise SystemExit(f"error: {source}: no training instances")
+        raise ValueError(f"{source}: no training instances")
     write_jsonl(args.out, instances)
     write_json(_meta_path(args.out), {"dataset": args.name, "records": str(source), **stats})
     print(json.dumps(stats), file=sys.stderr)
