@@ -1,0 +1,1 @@
+"""The paper's published numbers, and (later) the builders that put reproduced values beside them."""
