@@ -27,7 +27,7 @@ import torch
 
 from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances
-from repro.cut.loss import cut_loss
+from repro.cut.loss import CutLossOutput, cut_loss
 from repro.io import read_jsonl, sha256_file, write_json
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
@@ -130,7 +130,7 @@ def _seed_everything(seed: int) -> None:
 
 # ------------------------------------------------------------------------------------------------- the step
 
-def forward_cut(model, batch: CutBatch, training: Training, autocast) -> "object":
+def forward_cut(model, batch: CutBatch, training: Training, autocast) -> CutLossOutput:
     with autocast:
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     n_first = batch.targets.shape[0]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+from importlib.metadata import version as package_version
 from pathlib import Path
+
+import yaml
 
 from repro.evaluate.winrate import winrate
 from repro.io import read_json, sha256_file, write_json
@@ -94,7 +97,7 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
     import pandas as pd
 
     config, is_local = _annotator_config(annotator)
-    name = next(iter(__import__("yaml").safe_load(config.read_text())))
+    name, settings = next(iter(yaml.safe_load(config.read_text()).items()))
     outputs = read_json(model_outputs)[:limit] if limit else read_json(model_outputs)
     references = {r["instruction"]: r for r in _rows(reference)}
     missing_reference = [o["instruction"] for o in outputs if o["instruction"] not in references]
@@ -124,8 +127,7 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
         judge = f"{judge_model}" + (f" + {judge_adapter}" if judge_adapter else "")
         kwargs["Annotator"] = _local_annotator_class(LocalJudge(judge_model, judge_adapter, judge_backend))
     else:
-        completions = __import__("yaml").safe_load(config.read_text())[name].get("completions_kwargs", {})
-        judge = completions.get("model_name")
+        judge = settings.get("completions_kwargs", {}).get("model_name")
     metric = "get_length_controlled_winrate" if length_controlled else "get_winrate"
     leaderboard, annotations = alpaca_eval.evaluate(
         model_outputs=pd.DataFrame(outputs), reference_outputs=pd.DataFrame(ref_rows), annotators_config=str(config),
@@ -144,7 +146,7 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
         "comparable_with_paper": (not is_local) and name == PAPER_ANNOTATOR and version == "1.0",
         "model_outputs": {"path": str(model_outputs), "sha256": sha256_file(model_outputs)},
         "reference": str(reference), "annotation_cache": str(cache_file), "cache_rows_seeded": seeded,
-        "alpaca_eval_version": alpaca_eval.__version__ if hasattr(alpaca_eval, "__version__") else _version(),
+        "alpaca_eval_version": package_version("alpaca-eval"),
     }
     write_json(out, scores)
     return scores
@@ -157,9 +159,3 @@ def _rows(path) -> list[dict]:
 
         return read_jsonl(path)
     return read_json(path)
-
-
-def _version() -> str:
-    from importlib.metadata import version
-
-    return version("alpaca-eval")
