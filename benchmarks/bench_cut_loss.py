@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import proc_status_bytes  # noqa: E402
 from naive_released import naive_released_loss  # noqa: E402
 
 from repro.cut.loss import cut_loss  # noqa: E402
@@ -56,12 +57,6 @@ def step(variant: str, inputs) -> None:
         cut_loss(logits, targets, mis_logits, mis, negative, threshold=THRESHOLD, alpha=ALPHA).loss.backward()
 
 
-def _status(field: str) -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
-
 
 def measure_memory(variant: str, vocab: int, tokens: int, device: str) -> int:
     """Run in a fresh process: bytes allocated at peak beyond the inputs."""
@@ -73,9 +68,9 @@ def measure_memory(variant: str, vocab: int, tokens: int, device: str) -> int:
         step(variant, inputs)
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - before
-    before = _status("VmRSS")
+    before = proc_status_bytes("VmRSS")
     step(variant, inputs)
-    return _status("VmHWM") - before
+    return proc_status_bytes("VmHWM") - before
 
 
 def measure_time(variant: str, vocab: int, tokens: int, device: str, repeats: int) -> float:

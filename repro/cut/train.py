@@ -29,6 +29,7 @@ from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances
 from repro.cut.loss import CutLossOutput, cut_loss
 from repro.io import read_jsonl, sha256_file, write_json
+from repro.models import torch_dtype
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
 KEEP_CHECKPOINTS = 2  # released: save_total_limit=2
@@ -67,9 +68,7 @@ def _device(requested: str, rank: int) -> torch.device:
 
 
 def _precision(training: Training, device: torch.device) -> torch.dtype:
-    if training.precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[training.precision]
+    return torch_dtype(training.precision, device.type)
 
 
 def load_model(base_model: str, training: Training, device: torch.device):
@@ -370,8 +369,7 @@ def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "b
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
-    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype)
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype(dtype))
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     out = Path(out)
     merged.save_pretrained(out)

@@ -13,6 +13,7 @@ from typing import Iterator
 import torch
 
 from repro.generate.spec import Decoding, GenerationSpec
+from repro.models import torch_dtype
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -26,12 +27,6 @@ def load_tokenizer(model: str):
     return AutoTokenizer.from_pretrained(model)
 
 
-def _torch_dtype(name: str, device: torch.device) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
-
-
 class TransformersBackend:
     """Batched `model.generate`: prompts sorted by length (longest first), left padding, unmerged peft adapter."""
 
@@ -41,7 +36,7 @@ class TransformersBackend:
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
         self.tokenizer = load_tokenizer(spec.model)
-        dtype = _torch_dtype(spec.dtype, self.device)
+        dtype = torch_dtype(spec.dtype, self.device.type)
         path = Path(spec.model)
         if path.suffix == ".gguf":
             model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
