@@ -27,6 +27,22 @@ def prepare_options(name):
     return f"{MIRROR} --limit {CFG.data.limit}" if limited else MIRROR
 
 
+def loop_experiments():
+    return {n: e for n, e in CFG.experiments.items() if e.loop}
+
+
+def experiment_records(experiment):
+    """The records an experiment trains on: a prepared data set, a live loop's judged responses, or (ILF with
+    model refinements) the records refined by the starting model."""
+    exp = CFG.experiments[experiment]
+    training = CFG.experiment_training(experiment)
+    if training.objective in ("ilf_mle", "ilf_dpo") and training.refinements == "model":
+        return f"{RUNS}/experiments/{experiment}/refined.jsonl"
+    if exp.loop:
+        return f"{RUNS}/online/{exp.loop}/iter{exp.iteration}/judged.jsonl"
+    return f"{RUNS}/data/{exp.dataset}.jsonl"
+
+
 def experiment_instances():
     return expand(f"{RUNS}/experiments/{{experiment}}/instances.jsonl", experiment=CFG.experiments)
 
@@ -49,8 +65,10 @@ def base_model(experiment, input):
 
 
 def generation_runs():
-    """What gets generated from: every experiment's trained model, and every base model ("base-<model>")."""
-    return [f"base-{m}" for m in CFG.models] + list(CFG.experiments)
+    """What gets generated from and scored: every base model ("base-<model>") and every trained model except
+    AI judges (they write judgments, not answers)."""
+    trained = [n for n in CFG.experiments if CFG.experiment_training(n).objective != "ai_judge"]
+    return [f"base-{m}" for m in CFG.models] + trained
 
 
 def summarization_runs():
@@ -108,6 +126,8 @@ rule all:
 wildcard_constraints:
     run="[A-Za-z0-9_.-]+",
     experiment="[A-Za-z0-9_.-]+",
+    loop="[A-Za-z0-9_.-]+",
+    k="[0-9]+",
 
 
 rule prepare_data:
@@ -128,7 +148,7 @@ rule prepare_data:
 
 rule build_instances:
     input:
-        lambda wc: f"{RUNS}/data/{CFG.experiments[wc.experiment].dataset}.jsonl",
+        lambda wc: experiment_records(wc.experiment),
     output:
         rows=f"{RUNS}/experiments/{{experiment}}/instances.jsonl",
         meta=f"{RUNS}/experiments/{{experiment}}/instances.meta.json",
@@ -148,7 +168,134 @@ rule build_instances:
 def _instance_options(experiment):
     training = CFG.experiment_training(experiment)
     ratio = "" if training.downsample is None else f"--downsample {training.downsample}"
-    return f"{ratio} --seed {training.seed}"
+    exp = CFG.experiments[experiment]
+    skip = "--skip-empty" if exp.loop else ""  # a model's own answers may be empty
+    subset = f"--instructions {exp.instructions}" if exp.instructions else ""
+    return f"{ratio} --seed {training.seed} --objective {training.objective} {skip} {subset}"
+
+
+rule refine:
+    input:
+        records=lambda wc: f"{RUNS}/data/{CFG.experiments[wc.experiment].dataset}.jsonl",
+        weights=lambda wc: starting_weights(wc.experiment),
+    output:
+        f"{RUNS}/experiments/{{experiment}}/refined.jsonl",
+    log:
+        f"{RUNS}/logs/refine/{{experiment}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/refine/{{experiment}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        model=lambda wc, input: base_model(wc.experiment, input),
+    resources:
+        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro refine --config {params.config} --model {params.model} --records {input.records} --out {output} "
+        "> {log} 2>&1"
+
+
+# ---------------------------------------------------------------- online loops (live): draw, generate, judge
+
+def loop_iteration(wc):
+    return CFG.experiments[f"{wc.loop}-iter{wc.k}"]
+
+
+def draw_exclusions(wc):
+    """Instructions never to draw: the configured data sets and every earlier iteration of this loop."""
+    earlier = [f"{RUNS}/online/{wc.loop}/iter{j}/instructions.jsonl" for j in range(1, int(wc.k))]
+    return [f"{RUNS}/data/{name}.jsonl" for name in CFG.online.exclude] + earlier
+
+
+rule draw_instructions:
+    input:
+        pool=f"{RUNS}/data/{CFG.online.pool}.jsonl",
+        exclude=draw_exclusions,
+    output:
+        f"{RUNS}/online/{{loop}}/iter{{k}}/instructions.jsonl",
+    log:
+        f"{RUNS}/logs/draw_instructions/{{loop}}-iter{{k}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/draw_instructions/{{loop}}-iter{{k}}.tsv"
+    params:
+        n=CFG.online.instructions_per_iteration,
+        seed=CFG.online.seed,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro online draw --pool {input.pool} --exclude {input.exclude} --n {params.n} --seed {params.seed} "
+        "--label {wildcards.loop}-iter{wildcards.k} --out {output} 2> {log}"
+
+
+rule generate_online:
+    input:
+        prompts=f"{RUNS}/online/{{loop}}/iter{{k}}/instructions.jsonl",
+        weights=lambda wc: starting_weights(f"{wc.loop}-iter{wc.k}"),
+    output:
+        f"{RUNS}/online/{{loop}}/iter{{k}}/responses.jsonl",
+    log:
+        f"{RUNS}/logs/generate_online/{{loop}}-iter{{k}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/generate_online/{{loop}}-iter{{k}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        model=lambda wc, input: base_model(f"{wc.loop}-iter{wc.k}", input),
+    resources:
+        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro generate --config {params.config} --model {params.model} --prompts {input.prompts} "
+        "--generator model-k-minus-1 --out {output} --no-progress > {log} 2>&1"
+
+
+def judge_weights(wc):
+    """Local inputs of a loop's judge: a built model folder and, for an AI judge, its trained adapter."""
+    spec = CFG.judges[CFG.online.loops[wc.loop].judge]
+    if spec.kind == "openai":
+        return {}
+    inputs = {}
+    if CFG.models[spec.model].source != "hub":
+        inputs["judge_model"] = f"{RUNS}/models/{spec.model}"
+    if spec.kind == "ai_judge":
+        inputs["judge_adapter"] = f"{RUNS}/experiments/{spec.adapter_experiment}/adapter"
+    return inputs
+
+
+def judge_options(wc, input):
+    spec = CFG.judges[CFG.online.loops[wc.loop].judge]
+    options = []
+    if spec.kind != "openai":
+        options.append(f"--model {input.judge_model if 'judge_model' in input.keys() else CFG.models[spec.model].path}")
+    if spec.kind == "ai_judge":
+        options.append(f"--adapter {input.judge_adapter}")
+    return " ".join(options)
+
+
+rule judge_online:
+    input:
+        unpack(judge_weights),
+        responses=f"{RUNS}/online/{{loop}}/iter{{k}}/responses.jsonl",
+    output:
+        f"{RUNS}/online/{{loop}}/iter{{k}}/judged.jsonl",
+    log:
+        f"{RUNS}/logs/judge_online/{{loop}}-iter{{k}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/judge_online/{{loop}}-iter{{k}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        judge=lambda wc: CFG.online.loops[wc.loop].judge,
+        # not an output: the judgments already paid for survive a failed or repeated job
+        cache=lambda wc: f"{RUNS}/online/{wc.loop}/iter{wc.k}/judge_cache.jsonl",
+        options=judge_options,
+    resources:
+        gpu=lambda wc: 0 if CFG.judges[CFG.online.loops[wc.loop].judge].kind == "openai" or CFG.device == "cpu" else 1,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro judge --config {params.config} --judge {params.judge} --inputs {input.responses} --out {output} "
+        "--cache {params.cache} {params.options} > {log} 2>&1"
 
 
 rule build_model:

@@ -39,7 +39,8 @@ def cmd_data_prepare(args) -> int:
 
 
 def cmd_data_instances(args) -> int:
-    from repro.data import build_instances, prepare
+    from repro.data import prepare
+    from repro.data.objectives import build_objective_instances
     from repro.io import read_jsonl, write_json, write_jsonl
 
     if args.records:
@@ -49,7 +50,9 @@ def cmd_data_instances(args) -> int:
         source = args.name
         if args.limit is not None:
             records = records[: args.limit]
-    instances, stats = build_instances(records, downsample=args.downsample, seed=args.seed, source=source)
+    instances, stats = build_objective_instances(records, args.objective, downsample=args.downsample, seed=args.seed,
+                                                 source=source, skip_empty=args.skip_empty,
+                                                 instructions=args.instructions)
     if not instances:
         raise ValueError(f"{source}: no training instances")
     write_jsonl(args.out, instances)
@@ -94,6 +97,8 @@ def cmd_train(args) -> int:
 
     config = load_config(args.config)
     training = config.experiment_training(args.experiment)
+    if args.objective:
+        training = training.model_copy(update={"objective": args.objective})
     runs = Path(args.runs or f"runs/{config.profile}")
     instances = Path(args.instances or runs / "experiments" / args.experiment / "instances.jsonl")
     base = args.base_model or config.base_model_path(args.experiment, runs)
@@ -101,7 +106,52 @@ def cmd_train(args) -> int:
                    checkpoints=Path(args.checkpoints) if args.checkpoints else None, device=config.device,
                    resume=args.resume, experiment=args.experiment, tensorboard=args.tensorboard,
                    progress=not args.no_progress)
-    print(train(job))
+    if training.objective in ("dpo", "ilf_dpo"):
+        from repro.cut.dpo import train_dpo
+
+        print(train_dpo(job))
+    else:
+        print(train(job))
+    return 0
+
+
+def cmd_judge(args) -> int:
+    from repro.config import load_config
+    from repro.judge.run import judge_file
+
+    summary = judge_file(args.judge, load_config(args.config), args.inputs, args.out, args.cache,
+                         model_path=args.model, adapter=args.adapter, backend=args.backend)
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_online_draw(args) -> int:
+    from repro.io import read_jsonl, write_json, write_jsonl
+    from repro.online import draw_instructions
+
+    rows, stats = draw_instructions(read_jsonl(args.pool), [read_jsonl(p) for p in args.exclude], args.n,
+                                    args.seed, args.label, source=args.pool)
+    write_jsonl(args.out, rows)
+    write_json(_meta_path(args.out), {**stats, "pool_file": args.pool, "excluded_files": args.exclude})
+    print(json.dumps(stats), file=sys.stderr)
+    return 0
+
+
+def cmd_refine(args) -> int:
+    from repro.generate.spec import Decoding, GenerationSpec
+    from repro.refine import refine_records
+
+    generation = None
+    if args.config:
+        from repro.config import load_config
+
+        generation = load_config(args.config).generation
+    spec = GenerationSpec(model=args.model, adapter=args.adapter,
+                          backend=args.backend or (generation.backend if generation else "transformers"),
+                          decoding=Decoding(max_new_tokens=args.max_new_tokens or (
+                              generation.max_new_tokens if generation else 512)),
+                          batch_size=generation.batch_size if generation else 8)
+    print(json.dumps(refine_records(spec, args.records, args.out)))
     return 0
 
 
@@ -255,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--limit", type=int)
     p.add_argument("--mirror")
+    p.add_argument("--objective", default="cut", help="cut, hindsight, forward_prediction, ilf_mle, ai_judge, "
+                   "ilf_dpo, dpo (repro/data/objectives.py)")
+    p.add_argument("--skip-empty", action="store_true", help="leave out (and count) records with an empty response")
+    p.add_argument("--instructions", type=int, help="keep the records of the first N distinct instructions")
     p.set_defaults(func=cmd_data_instances)
     p = data_sub.add_parser("sources", help="list the data sources and data sets")
     p.set_defaults(func=cmd_data_sources)
@@ -274,8 +328,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
     p.add_argument("--checkpoints", help="checkpoint folder (default: beside --out)")
     p.add_argument("--tensorboard", action="store_true")
+    p.add_argument("--objective", help="override the experiment's training objective (the instances must match)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("judge", help="judge responses (Figure 8 / AI judge); cached, resumable, cost-accounted")
+    p.add_argument("--config", required=True, help="config whose `judges` section defines the judge")
+    p.add_argument("--judge", required=True, help="a key of the config's `judges`")
+    p.add_argument("--inputs", required=True, help="JSONL of {instruction, input?, output}")
+    p.add_argument("--out", required=True, help="judged JSONL (training records); a .meta.json beside it")
+    p.add_argument("--cache", help="judgment cache (default: OUT.cache.jsonl)")
+    p.add_argument("--model", help="local judges: the model folder (default: the config's models entry)")
+    p.add_argument("--adapter", help="AI judges: the adapter trained on the Figure 9 template")
+    p.add_argument("--backend", choices=["transformers", "vllm"])
+    p.set_defaults(func=cmd_judge)
+
+    p = sub.add_parser("online", help="online loop steps")
+    online = p.add_subparsers(dest="online_command", required=True)
+    p = online.add_parser("draw", help="draw new instructions for one iteration (seeded, never reused)")
+    p.add_argument("--pool", required=True, help="prepared records whose instructions are drawn")
+    p.add_argument("--exclude", nargs="*", default=[], help="JSONL files whose instructions are never drawn")
+    p.add_argument("--n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--label", required=True, help="names the draw (its seed stream and the ids)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_online_draw)
+
+    p = sub.add_parser("refine", help="ILF: the model rewrites negative responses using their judgments")
+    p.add_argument("--model", required=True)
+    p.add_argument("--adapter")
+    p.add_argument("--records", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="take backend, batch size and max_new_tokens from this config")
+    p.add_argument("--backend", choices=["transformers", "vllm"])
+    p.add_argument("--max-new-tokens", type=int)
+    p.set_defaults(func=cmd_refine)
 
     p = sub.add_parser("merge", help="merge a LoRA adapter into its base model")
     p.add_argument("--base-model", required=True)

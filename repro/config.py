@@ -7,6 +7,7 @@ validated after merging over it, so a misspelt override fails as loudly as a mis
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,8 +56,21 @@ class CutLoss(Strict):
     detection: bool = True  # False: "- inappropriate token detection" (UT on every Misalign token)
 
 
+class Dpo(Strict):
+    """DPO settings (ILF-DPO, DPO on UltraFeedback; TRL's DPOTrainer). The paper gives none of them (PAPER.md 6)."""
+    beta: float = 0.1  # CHOSEN: TRL's default and the DPO paper's usual value
+    loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"  # sigmoid = the DPO loss
+
+
+OBJECTIVES = ("cut", "hindsight", "forward_prediction", "ilf_mle", "ai_judge", "ilf_dpo", "dpo")
+
+
 class Training(Strict):
-    objective: str = "cut"
+    # cut | hindsight | forward_prediction | ilf_mle | ai_judge (MLE on Figure 9) | ilf_dpo | dpo
+    # (repro/data/objectives.py says how each one sees a record)
+    objective: Literal[OBJECTIVES] = "cut"
+    refinements: Literal["model", "human"] = "model"  # ILF: refinements written by the base model, or the data's
+    dpo: Dpo = Dpo()
     finetune: Literal["lora", "full"] = "lora"
     lora: LoRA = LoRA()
     cut: CutLoss = CutLoss()
@@ -89,10 +103,22 @@ class Training(Strict):
 
 class Experiment(Strict):
     base_model: str  # a key of `models`
-    dataset: str  # a data set NAME (`repro data prepare NAME`)
+    dataset: str  # a data set NAME (`repro data prepare NAME`); for live loop iterations, a label
     description: str = ""
     init_from: str | None = None  # start from this experiment's merged model (online iterations k >= 2)
     training: dict[str, Any] = Field(default_factory=dict)  # overrides of the top-level `training`
+    instructions: int | None = None  # keep the records of the first N distinct instructions (Figure 4b scaling)
+    loop: str | None = None  # set for iterations of a live online loop (generated from `online.loops`)
+    iteration: int | None = None
+    sweep: str | None = None  # set for the points of a sweep (generated from `sweeps`)
+    sweep_point: dict[str, Any] = Field(default_factory=dict)
+
+
+class Sweep(Strict):
+    """A grid over training settings of one experiment: one experiment per point, named after its values."""
+    experiment: str  # the experiment whose settings vary
+    grid: dict[str, list[Any]]  # dotted keys of `training` (e.g. cut.threshold, downsample) -> values
+    description: str = ""
 
 
 class Data(Strict):
@@ -142,13 +168,41 @@ class Evaluation(Strict):
     rouge: RougeSettings = RougeSettings()
 
 
+class JudgeSpec(Strict):
+    """Who writes judgments (PAPER.md 1.6): an OpenAI-compatible chat API with the Figure 8 prompt, a local model
+    with the Figure 8 prompt, or an AI judge (a model fine-tuned on the Figure 9 template, answering Yes./No.)."""
+    kind: Literal["openai", "local", "ai_judge"]
+    model: str  # openai: the API model id; local / ai_judge: a key of `models`
+    adapter_experiment: str | None = None  # ai_judge: the experiment whose adapter turns `model` into the judge
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    timeout_s: float = 120.0
+    max_retries: int = 8  # on 429, 5xx and dropped connections, with exponential backoff
+    backoff_s: float = 1.0  # first wait; doubles per retry, capped at 60 s (a Retry-After header wins)
+    max_concurrency: int = 8
+    usd_per_1m_input_tokens: float = 0.0
+    usd_per_1m_output_tokens: float = 0.0
+    template: Literal["plain", "chat"] = "plain"  # local: Figure 8 as plain text or through the chat template
+
+
+class OnlineLoop(Strict):
+    """A live loop: iteration k draws new instructions, generates with model k-1, judges, trains model k."""
+    judge: str  # a key of `judges`
+    iterations: int = 1
+    description: str = ""
+    training: dict[str, Any] = Field(default_factory=dict)  # overrides of the top-level `training`
+
+
 class Online(Strict):
     base_model: str = "llama2-chat-13b"
     merge_dtype: Literal["bf16", "fp16", "fp32"] = "fp16"  # released merge.py: fp16 merge_and_unload
-    iterations: int = 5
+    pool: str = "stanford-alpaca"  # data set NAME whose instructions are drawn
+    exclude: list[str] = Field(default_factory=list)  # data sets whose instructions are never drawn
     instructions_per_iteration: int = 1000
-    judge: str = "gpt-4"
     seed: int = 42
+    loops: dict[str, OnlineLoop] = Field(default_factory=dict)
 
 
 class Config(Strict):
@@ -161,7 +215,77 @@ class Config(Strict):
     experiments: dict[str, Experiment] = Field(default_factory=dict)
     generation: Generation = Generation()
     evaluation: Evaluation = Evaluation()
+    judges: dict[str, JudgeSpec] = Field(default_factory=dict)
     online: Online = Online()
+    sweeps: dict[str, Sweep] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _add_sweep_points(cls, data):
+        """Each sweep point becomes an experiment `<sweep>-<key><value>-...` (value 'full' for null)."""
+        if not isinstance(data, dict) or not isinstance(data.get("sweeps"), dict):
+            return data
+        experiments = dict(data.get("experiments") or {})
+        for sweep, spec in data["sweeps"].items():
+            if not isinstance(spec, dict) or spec.get("experiment") not in experiments:
+                raise ValueError(f"sweeps.{sweep}.experiment: {spec.get('experiment') if isinstance(spec, dict) else spec!r} "
+                                 "is not an experiment")
+            grid = spec.get("grid") or {}
+            base = experiments[spec["experiment"]]
+            for values in itertools.product(*grid.values()):
+                point = dict(zip(grid, values))
+                name = sweep + "".join(f"-{key.split('.')[-1]}{'full' if v is None else v}" for key, v in point.items())
+                training = copy.deepcopy(base.get("training") or {})
+                for key, value in point.items():
+                    *path, last = key.split(".")
+                    node = training
+                    for part in path:
+                        node = node.setdefault(part, {})
+                    node[last] = value
+                experiments[name] = {**base, "training": training, "sweep": sweep, "sweep_point": point,
+                                     "description": f"sweep '{sweep}' of {spec['experiment']}: {point}"}
+        return {**data, "experiments": experiments}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _add_loop_iterations(cls, data):
+        """Each live loop's iterations become experiments `<loop>-iter<k>`, trained from model k-1."""
+        if not isinstance(data, dict) or not isinstance(data.get("online"), dict):
+            return data
+        online = data["online"]
+        loops = online.get("loops") or {}
+        if not isinstance(loops, dict):
+            return data
+        experiments = dict(data.get("experiments") or {})
+        for loop, spec in loops.items():
+            if not isinstance(spec, dict) or not isinstance(spec.get("iterations", 1), int):
+                continue  # the field validation reports it
+            for k in range(1, spec.get("iterations", 1) + 1):
+                name = loop_experiment(loop, k)
+                if name in experiments:
+                    raise ValueError(f"experiments.{name}: the name is taken by iteration {k} of online loop "
+                                     f"'{loop}'")
+                experiments[name] = {
+                    "base_model": online.get("base_model", "llama2-chat-13b"), "dataset": f"online-{name}",
+                    "description": f"online loop '{loop}', iteration {k} (judge {spec.get('judge')})",
+                    "init_from": loop_experiment(loop, k - 1) if k > 1 else None,
+                    "training": spec.get("training") or {}, "loop": loop, "iteration": k}
+        return {**data, "experiments": experiments}
+
+    @model_validator(mode="after")
+    def _judges_resolve(self):
+        for name, judge in self.judges.items():
+            if judge.kind != "openai" and judge.model not in self.models:
+                raise ValueError(f"judges.{name}.model: '{judge.model}' is not a key of models")
+            if judge.kind == "ai_judge" and judge.adapter_experiment not in self.experiments:
+                raise ValueError(f"judges.{name}.adapter_experiment: '{judge.adapter_experiment}' is not an "
+                                 "experiment")
+        for name, loop in self.online.loops.items():
+            if loop.judge not in self.judges:
+                raise ValueError(f"online.loops.{name}.judge: '{loop.judge}' is not a key of judges")
+        if self.online.loops and self.online.base_model not in self.models:
+            raise ValueError(f"online.base_model: '{self.online.base_model}' is not a key of models")
+        return self
 
     @model_validator(mode="after")
     def _judge_resolves(self):
@@ -194,6 +318,10 @@ class Config(Strict):
             raise ConfigError(f"unknown experiment '{name}'; known: {', '.join(sorted(self.experiments))}")
         merged = _deep_merge(self.training.model_dump(), self.experiments[name].training)
         return _validate(Training, merged, f"experiments.{name}.training")
+
+
+def loop_experiment(loop: str, iteration: int) -> str:
+    return f"{loop}-iter{iteration}"
 
 
 def _deep_merge(base: dict, override: dict) -> dict:

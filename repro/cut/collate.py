@@ -19,6 +19,7 @@ from repro.cut.logprobs import IGNORE
 class Sequence:
     ids: list[int]
     n_masked: int  # leading tokens that are prompt (no loss)
+    weights: list[float] | None = None  # per token after the prompt (0 = no loss); None: the mean over them
 
 
 @dataclass
@@ -40,10 +41,12 @@ class CutBatch:
     misalign_targets: torch.Tensor  # [N, L]
     negative: torch.Tensor  # [B] bool
     n_examples: int
+    target_weights: torch.Tensor | None = None  # [B, L]: only when some example weighs its targets itself
 
     def to(self, device) -> "CutBatch":
+        weights = None if self.target_weights is None else self.target_weights.to(device)
         return CutBatch(self.input_ids.to(device), self.attention_mask.to(device), self.targets.to(device),
-                        self.misalign_targets.to(device), self.negative.to(device), self.n_examples)
+                        self.misalign_targets.to(device), self.negative.to(device), self.n_examples, weights)
 
     @property
     def tokens(self) -> int:
@@ -64,10 +67,28 @@ def encode(tokenizer, prompt: str, response: str, cutoff: int, where: str = "") 
     return Sequence(full, n_prompt - n_truncated)
 
 
+def encode_two_targets(tokenizer, instance: dict, cutoff: int, where: str) -> Sequence:
+    """Forward Prediction (Eq. 1): prompt, response, a context joint, then the judgment; each target's tokens
+    weigh 1/its length, so the loss is the sum of the two means. Boundaries come from tokenising the prefixes."""
+    prompt, joint = instance["prompt"], instance["continuation_prompt"]
+    whole = encode(tokenizer, prompt, instance["response"] + joint + instance["continuation"], cutoff, where)
+    n_prompt = len(tokenizer(prompt)["input_ids"])
+    n_response = len(tokenizer(prompt + instance["response"])["input_ids"]) - n_prompt
+    n_joint = len(tokenizer(prompt + instance["response"] + joint)["input_ids"]) - n_prompt - n_response
+    n_judgment = len(whole.ids) - whole.n_masked - n_response - n_joint
+    if n_response <= 0 or n_judgment <= 0:
+        raise ValueError(f"{where}: the response and the continuation each need at least one token")
+    weights = [1 / n_response] * n_response + [0.0] * n_joint + [1 / n_judgment] * n_judgment
+    return Sequence(whole.ids, whole.n_masked, weights)
+
+
 def encode_instance(tokenizer, instance: dict, cutoff: int, where: str) -> Example:
     kind = instance.get("kind")
-    if kind not in ("align_p", "align_n"):
-        raise ValueError(f"{where}: field 'kind' must be 'align_p' or 'align_n', got {kind!r}")
+    if kind not in ("align_p", "align_n", "mle"):
+        raise ValueError(f"{where}: field 'kind' must be 'align_p', 'align_n' or 'mle', got {kind!r} (preference "
+                         "pairs train with a DPO objective)")
+    if kind == "mle" and instance.get("continuation") is not None:
+        return Example(int(instance["source_index"]), encode_two_targets(tokenizer, instance, cutoff, where), None)
     first = encode(tokenizer, instance["prompt"], instance["response"], cutoff, where)
     misalign = None
     if kind == "align_n":
@@ -85,9 +106,17 @@ def encode_instances(tokenizer, instances: list[dict], cutoff: int, source: str 
 
 
 def _targets(seq: Sequence, length: int) -> list[int]:
-    labels = [IGNORE] * seq.n_masked + seq.ids[seq.n_masked:]
+    weights = seq.weights or [1.0] * (len(seq.ids) - seq.n_masked)
+    labels = [IGNORE] * seq.n_masked + [t if w else IGNORE for t, w in zip(seq.ids[seq.n_masked:], weights)]
     shifted = labels[1:] + [IGNORE]  # position t predicts token t + 1
     return shifted + [IGNORE] * (length - len(shifted))
+
+
+def _target_weights(seq: Sequence, length: int) -> list[float]:
+    n = len(seq.ids) - seq.n_masked
+    weights = [0.0] * seq.n_masked + (seq.weights or [1.0 / n] * n)
+    shifted = weights[1:] + [0.0]
+    return shifted + [0.0] * (length - len(shifted))
 
 
 def collate(examples: list[Example], pad_id: int, pad_to_multiple_of: int = 8) -> CutBatch:
@@ -101,4 +130,7 @@ def collate(examples: list[Example], pad_id: int, pad_to_multiple_of: int = 8) -
     targets = torch.tensor([_targets(s, length) for s in firsts])
     mis_targets = torch.tensor([_targets(s, length) for s in misaligns], dtype=torch.long).reshape(-1, length)
     negative = torch.tensor([e.negative for e in examples])
-    return CutBatch(input_ids, attention, targets, mis_targets, negative, len(examples))
+    weights = None
+    if any(s.weights is not None for s in firsts):
+        weights = torch.tensor([_target_weights(s, length) for s in firsts], dtype=torch.float32)
+    return CutBatch(input_ids, attention, targets, mis_targets, negative, len(examples), weights)

@@ -14,6 +14,8 @@ Ablations of Table 4, each removing exactly the term it names (keyword-only, off
 ``use_l1=False`` ("- L1": no Misalign term; a negative's loss is nll_i, i.e. Hindsight), ``use_align_n_mle=False``
 ("- second part of L2": a negative's loss is ul_i), ``detection=False`` ("- inappropriate token detection":
 every paired token gets unlikelihood). When a term is removed the remaining one is used as is (not halved).
+``target_weights`` ([B, L], optional) replaces the mean in ``nll_i`` by a weighted sum over the targets: the MLE
+baselines use it (Forward Prediction weighs response and judgment tokens by 1/length each, Eq. 1).
 "- first part of L2" removes the Align-P examples (``downsample: 0`` in the config, Figure 7's ratio 0) and
 "- dynamic weighting" is ``gamma = 0``.
 """
@@ -44,7 +46,7 @@ class CutLossOutput:
 def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch.Tensor,
              misalign_targets: torch.Tensor, negative: torch.Tensor, *, threshold: float, alpha: float,
              gamma: float = 0.0, combine: str = "mean", use_l1: bool = True, use_align_n_mle: bool = True,
-             detection: bool = True) -> CutLossOutput:
+             detection: bool = True, target_weights: torch.Tensor | None = None) -> CutLossOutput:
     if combine not in ("mean", "sum"):
         raise ValueError(f"combine must be 'mean' or 'sum', got {combine!r}")
     if threshold <= 0:
@@ -63,7 +65,10 @@ def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch
         raise ValueError(f"examples {torch.nonzero(counts == 0).flatten().tolist()} have no target tokens")
     logp = token_logprobs(logits, targets)  # [sum(counts)], row-major
     owner = torch.repeat_interleave(torch.arange(batch, device=logits.device), counts)
-    nll = torch.zeros(batch, device=logits.device).index_add(0, owner, -logp) / counts
+    if target_weights is None:
+        nll = torch.zeros(batch, device=logits.device).index_add(0, owner, -logp) / counts
+    else:  # objectives that weigh their targets themselves (Forward Prediction: the sum of two means)
+        nll = torch.zeros(batch, device=logits.device).index_add(0, owner, -logp * target_weights[valid])
     per_example = nll
     ul = torch.zeros(batch, device=logits.device)
     flagged_per_example = torch.zeros(batch, dtype=torch.long, device=logits.device)

@@ -136,7 +136,18 @@ def forward_cut(model, batch: CutBatch, training: Training, autocast) -> CutLoss
     cut = training.cut
     return cut_loss(logits[:n_first], batch.targets, logits[n_first:], batch.misalign_targets, batch.negative,
                     threshold=cut.threshold, alpha=cut.alpha, gamma=cut.gamma, combine=cut.combine,
-                    use_l1=cut.use_l1, use_align_n_mle=cut.use_align_n_mle, detection=cut.detection)
+                    use_l1=cut.use_l1, use_align_n_mle=cut.use_align_n_mle, detection=cut.detection,
+                    target_weights=batch.target_weights)
+
+
+def check_objective(instances: list[dict], objective: str, source) -> None:
+    from repro.data.objectives import INSTANCE_KINDS
+
+    wrong = sorted({str(i.get("kind")) for i in instances} - INSTANCE_KINDS[objective])
+    if wrong:
+        raise ValueError(f"{source}: instances of kind {wrong} cannot train objective '{objective}' (it needs "
+                         f"{sorted(INSTANCE_KINDS[objective])}); rebuild them with `repro data instances --objective "
+                         f"{objective}`")
 
 
 def plan_steps(n_examples: int, training: Training) -> tuple[int, int]:
@@ -277,6 +288,7 @@ def train(job: TrainJob) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(job.base_model)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     instances = read_jsonl(job.instances)
+    check_objective(instances, training.objective, job.instances)
     examples = encode_instances(tokenizer, instances, training.cutoff_len, str(job.instances))
     model = load_model(job.base_model, training, device)
     params = [p for p in model.parameters() if p.requires_grad]

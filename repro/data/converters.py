@@ -96,6 +96,19 @@ def judged_alpaca(path: Path) -> tuple[list[dict], dict]:
     return rows, stats.as_dict(len(rows))
 
 
+def judged_iterations(paths: list[Path]) -> tuple[list[dict], dict]:
+    """Several judged files one after another; source_index runs on across them, meta names the file."""
+    rows, read = [], 0
+    for path in paths:
+        part, stats = judged_alpaca(path)
+        for row in part:
+            row["meta"] = {**row["meta"], "file": path.name, "index_in_file": row["source_index"]}
+            row["source_index"] += read
+        rows += part
+        read += stats["read"]
+    return rows, {"read": read, "files": [p.name for p in paths], "kept": len(rows)}
+
+
 def summarization(path: Path) -> tuple[list[dict], dict]:
     """`process_open_summary`: per question, the top-ranked answer; skip if feedback.skip or the answer is empty;
     no critiques -> positive (rating must be 7); else judgment = the critiques' texts joined by spaces and the
@@ -298,6 +311,9 @@ def _dataset_table() -> dict[str, tuple[str, Prepare]]:
     for k in range(1, 6):
         table[f"cut-iter{k}"] = ("train", lambda s, k=k: judged_alpaca(
             s.path("cut", f"cut/iter/train-alpaca-sample-iter{k}.json")))
+    for last in (3, 5):  # AI-judge training data (Figure 3): the GPT-4 judgments of iterations 1..3 / 1..5
+        table[f"cut-iter1-{last}"] = ("train", lambda s, last=last: judged_iterations(
+            [s.path("cut", f"cut/iter/train-alpaca-sample-iter{k}.json") for k in range(1, last + 1)]))
     for split, name in (("Train", "train"), ("Dev", "validation"), ("Test", "test")):
         table[f"arc-challenge-{name}"] = ("eval", lambda s, split=split: arc(
             s.path("arc", f"arc/ARC-Challenge/ARC-Challenge-{split}.jsonl")))

@@ -42,3 +42,16 @@ def plain_prompt(instruction: str, input_text: str | None = None) -> str:
 def judgment_prompt(instruction: str, judgment: str, input_text: str | None = None) -> str:
     """Align-N prompt (Figure 5)."""
     return JUDGMENT.format(instruction=fold_input(instruction, input_text), judgment=judgment)
+
+
+# ILF's refinement prompt (Eq. 2, y_hat = LLM(x, y, j)). The paper does not give it (PAPER.md 6.5): ours, in the
+# style of the templates above.
+REFINE = (
+    "Below is an instruction that describes a task, a response to it, and a judgment of that response. Write an "
+    "improved response that fixes every problem the judgment points out.\n\n### Instruction:\n{instruction}\n\n"
+    "### Response:\n{response}\n\n### Judgment:\n{judgment}\n\n### Improved response:\n"
+)
+
+
+def refine_prompt(instruction: str, input_text: str | None, response: str, judgment: str) -> str:
+    return REFINE.format(instruction=fold_input(instruction, input_text), response=response, judgment=judgment)

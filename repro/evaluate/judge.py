@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from repro.generate.backends import TransformersBackend, make_backend
+from repro.generate.backends import TransformersBackend, generate_texts, make_backend
 from repro.generate.spec import Decoding, GenerationSpec
 
 CHOICES = ("m", "M")
@@ -34,11 +34,7 @@ class LocalJudge:
         if mode == "choice":
             completions = [self._choose(p) for p in prompts]
         elif mode == "generate":
-            tokenizer = self.backend.tokenizer
-            ids = [tokenizer(p)["input_ids"] for p in prompts]
-            completions = [""] * len(prompts)
-            for index, new_ids in self.backend.generate(ids, Decoding(max_new_tokens=max_new_tokens)):
-                completions[index] = tokenizer.decode(new_ids, skip_special_tokens=True)
+            completions = generate_texts(self.backend, prompts, Decoding(max_new_tokens=max_new_tokens))
         else:
             raise ValueError(f"unknown local judge mode '{mode}' (choice or generate)")
         per_example = (time.time() - start) / max(len(prompts), 1)

@@ -84,6 +84,7 @@ class VllmBackend:
             raise ValueError("the vLLM backend needs a model folder: convert the GGUF with `repro model build`")
         from vllm import LLM
 
+        self.tokenizer = load_tokenizer(spec.model)
         self.lora_request = None
         kwargs = {}
         if spec.adapter:
@@ -116,3 +117,15 @@ def make_backend(spec: GenerationSpec, device: str = "auto"):
     if spec.backend == "vllm":
         return VllmBackend(spec)
     raise ValueError(f"unknown backend '{spec.backend}' (transformers or vllm)")
+
+
+def generate_texts(backend, texts: list[str], decoding: Decoding) -> list[str]:
+    """Raw prompt texts in, decoded completions out (cut at EOS, special tokens dropped), in input order."""
+    tokenizer = backend.tokenizer
+    ids = [tokenizer(text)["input_ids"] for text in texts]
+    completions = [""] * len(texts)
+    for index, new_ids in backend.generate(ids, decoding):
+        if tokenizer.eos_token_id in new_ids:
+            new_ids = new_ids[: new_ids.index(tokenizer.eos_token_id)]
+        completions[index] = tokenizer.decode(new_ids, skip_special_tokens=True)
+    return completions

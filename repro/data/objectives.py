@@ -1,0 +1,150 @@
+"""Training instances per objective (PAPER.md 1.2, 4.1, 5): how each method sees a judged record.
+
+Every objective reads the same normalised records and writes instances of three kinds:
+``align_p`` / ``align_n`` (CUT, repro.data.instances), ``mle`` (likelihood on ``response`` after ``prompt``;
+optionally a second target ``continuation`` after ``continuation_prompt``), and ``pair`` (``prompt``, ``chosen``,
+``rejected``, for DPO). Choices the paper leaves open are written here and in config/paper.yaml:
+
+- hindsight (Eq. 4): y after the judgment prompt (Figure 5, Align-N) for negatives; positives (no judgment) after
+  the plain prompt, which is what CUT's Align-P does, so "CUT - L1" equals Hindsight as Table 4 observes.
+- forward_prediction (Eq. 1): plain prompt, y, then FORWARD_JOINT and the judgment; a positive's judgment is
+  "Perfect." (what the Figure 8 judge writes for it). Loss: mean over y + mean over j.
+- ilf_mle (Eqs. 2-3): the refinement after the plain prompt for negatives (the model's, from `repro refine`, or the
+  human one shipped with the data); positives keep their response.
+- ai_judge (Figure 9): the Figure 9 prompt, then "judgment decision" as the target, for every record.
+- ilf_dpo: refinement preferred over the response, per negative. dpo: UltraFeedback, all pairs of an
+  instruction's completions with different overall scores, the higher preferred.
+Align-P downsampling (`downsample`) applies to every objective that keeps positives, as it does for CUT.
+"""
+from __future__ import annotations
+
+from itertools import combinations
+
+from repro.config import OBJECTIVES
+from repro.data.errors import DataError
+from repro.data.instances import build_instances, downsample_positions
+from repro.data.templates import judgment_prompt, plain_prompt
+from repro.judge.prompts import POSITIVE_JUDGMENT, ai_judge_prompt, ai_judge_target
+
+FORWARD_JOINT = "\n\n### Judgment:\n"
+PAIR_OBJECTIVES = ("ilf_dpo", "dpo")
+INSTANCE_KINDS = {"cut": {"align_p", "align_n"}, **{o: {"pair"} for o in PAIR_OBJECTIVES},
+                  **{o: {"mle"} for o in OBJECTIVES if o not in ("cut", *PAIR_OBJECTIVES)}}
+
+
+def _mle(record: dict, prompt: str, response: str, **extra) -> dict:
+    return {"kind": "mle", "source_index": record["source_index"], "prompt": prompt, "response": response, **extra}
+
+
+def _hindsight(record: dict) -> dict:
+    j = record["judgment"]
+    prompt = plain_prompt(record["instruction"], record.get("input")) if j is None else judgment_prompt(
+        record["instruction"], j, record.get("input"))
+    return _mle(record, prompt, record["output"])
+
+
+def _forward_prediction(record: dict) -> dict:
+    return _mle(record, plain_prompt(record["instruction"], record.get("input")), record["output"],
+                continuation_prompt=FORWARD_JOINT, continuation=record["judgment"] or POSITIVE_JUDGMENT)
+
+
+def _refinement(record: dict, i: int, source: str) -> str:
+    refinement = record.get("refinement")
+    if not isinstance(refinement, str) or not refinement.strip():
+        raise DataError(source, i, "refinement", "missing or empty: ILF needs a refinement of every negative "
+                        "(run `repro refine`, or use a data set that ships human refinements)")
+    return refinement
+
+
+def _ilf_mle(record: dict, i: int, source: str) -> dict:
+    response = record["output"] if record["judgment"] is None else _refinement(record, i, source)
+    return _mle(record, plain_prompt(record["instruction"], record.get("input")), response)
+
+
+def _ai_judge(record: dict) -> dict:
+    return _mle(record, ai_judge_prompt(record["instruction"], record.get("input"), record["output"]),
+                ai_judge_target(record["judgment"]))
+
+
+def _ilf_pairs(records: list[dict], source: str) -> list[dict]:
+    return [{"kind": "pair", "source_index": r["source_index"], "prompt": plain_prompt(r["instruction"], r.get("input")),
+             "chosen": _refinement(r, i, source), "rejected": r["output"]}
+            for i, r in enumerate(records) if r["judgment"] is not None]
+
+
+def _reward_pairs(records: list[dict], source: str) -> list[dict]:
+    groups: dict[tuple, list[dict]] = {}
+    for i, r in enumerate(records):
+        meta = r.get("meta") or {}
+        if r.get("score") is None or "line" not in meta:
+            raise DataError(source, i, "score", "DPO pairs need UltraFeedback records (score and meta.line)")
+        groups.setdefault((meta.get("file"), meta["line"]), []).append(r)
+    pairs = []
+    for group in groups.values():
+        for a, b in combinations(group, 2):
+            if a["score"] == b["score"]:
+                continue
+            chosen, rejected = (a, b) if a["score"] > b["score"] else (b, a)
+            pairs.append({"kind": "pair", "source_index": chosen["source_index"],
+                          "prompt": plain_prompt(a["instruction"], a.get("input")), "chosen": chosen["output"],
+                          "rejected": rejected["output"], "scores": [chosen["score"], rejected["score"]]})
+    return pairs
+
+
+def first_instructions(records: list[dict], n: int) -> list[dict]:
+    """The records of the first n distinct instructions, in file order (Figure 4b: 1000 / 2000 / 3000)."""
+    kept: set = set()
+    out = []
+    for r in records:
+        key = (r["instruction"], r.get("input") or "")
+        if key not in kept and len(kept) == n:
+            continue
+        kept.add(key)
+        out.append(r)
+    if len(kept) < n:
+        raise ValueError(f"{n} instructions asked for but the records hold only {len(kept)}")
+    return out
+
+
+def build_objective_instances(records: list[dict], objective: str = "cut", downsample: float | None = None,
+                              seed: int = 42, source: str = "records", skip_empty: bool = False,
+                              instructions: int | None = None):
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective '{objective}'; known: {', '.join(OBJECTIVES)}")
+    if instructions is not None:
+        records = first_instructions(records, instructions)
+    empty = [i for i, r in enumerate(records) if not (isinstance(r.get("output"), str) and r["output"].strip())]
+    if empty and skip_empty:  # online loops: a model may answer nothing; counted, never silently
+        drop = set(empty)
+        records = [r for i, r in enumerate(records) if i not in drop]
+    extra = {"objective": objective, "empty_responses_skipped": len(empty) if skip_empty else 0,
+             "instructions": instructions}
+    if objective == "cut":
+        instances, stats = build_instances(records, downsample, seed, source)
+        return instances, {**stats, **extra}
+    for i, record in enumerate(records):
+        for key in ("instruction", "output", "source_index"):
+            if key not in record:
+                raise DataError(source, i, key, "missing")
+        if not record["output"].strip():
+            raise DataError(source, i, "output", "empty response")
+    if objective in PAIR_OBJECTIVES:
+        instances = _ilf_pairs(records, source) if objective == "ilf_dpo" else _reward_pairs(records, source)
+        stats = {"records": len(records), "pairs": len(instances)}
+    else:
+        keep = None if objective == "ai_judge" else downsample_positions(records, downsample, seed)
+        instances, dropped = [], 0
+        for i, record in enumerate(records):
+            if keep is not None and record["judgment"] is None and i not in keep:
+                dropped += 1
+                continue
+            instances.append(_hindsight(record) if objective == "hindsight" else
+                             _forward_prediction(record) if objective == "forward_prediction" else
+                             _ilf_mle(record, i, source) if objective == "ilf_mle" else _ai_judge(record))
+        n_pos = sum(r["judgment"] is None for r in records)
+        stats = {"records": len(records), "positives": n_pos, "negatives": len(records) - n_pos,
+                 "downsample": None if objective == "ai_judge" else downsample, "seed": seed,
+                 "positives_dropped_by_downsampling": dropped}
+    if not instances:
+        raise ValueError(f"{source}: no training instances for objective '{objective}'")
+    return instances, {**stats, **extra, "instances": len(instances)}

@@ -1,0 +1,113 @@
+"""Judge a file of responses: every row ends with exactly one judgment, served from the cache when it exists.
+
+Input rows: {instruction, input?, output, id?}. Output rows keep them and add ``judgment`` (None when positive,
+so the rows are training records as they are), ``judgment_raw`` (the judge's text, always kept), ``positive``,
+``parsed`` (False when an AI judge gave no Yes./No. decision: counted as negative) and ``judge``.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from repro.data.records import FieldReader
+from repro.judge.cache import JudgmentCache, judgment_key
+from repro.judge.prompts import annotation_messages, is_positive
+
+LOCAL_CHUNK = 64  # prompts per local generation call; each finished chunk is cached before the next starts
+
+
+def make_judge(name: str, config, model_path: str | None = None, adapter: str | None = None,
+               backend: str | None = None):
+    spec = config.judges.get(name)
+    if spec is None:
+        raise ValueError(f"unknown judge '{name}'; the config defines: {', '.join(sorted(config.judges)) or 'none'}")
+    if spec.kind == "openai":
+        from repro.judge.openai_api import OpenAIChatJudge
+
+        return spec, OpenAIChatJudge(spec)
+    from repro.judge.local import LocalModelJudge
+
+    if model_path is None:
+        model = config.models[spec.model]
+        if model.source != "hub":
+            raise ValueError(f"judge '{name}': model '{spec.model}' is built locally; pass its folder (--model)")
+        model_path = model.path
+    if spec.kind == "ai_judge" and adapter is None:
+        raise ValueError(f"judge '{name}' is an AI judge: pass the adapter trained by experiment "
+                         f"'{spec.adapter_experiment}' (--adapter)")
+    return spec, LocalModelJudge(spec, model_path, adapter, backend or config.generation.backend,
+                                 config.generation.batch_size)
+
+
+def _check(rows: list[dict], source: str) -> None:
+    for i, row in enumerate(rows):
+        f = FieldReader(source, i, row, "line")
+        f.get("instruction", str, nonempty=True)
+        f.get("output", str)
+        f.get("input", str, optional=True)
+
+
+def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source: str = "inputs") -> tuple[list, dict]:
+    _check(rows, source)
+    identity = {"name": name, **judge.identity()}
+    openai = hasattr(judge, "complete")
+    prompts = [annotation_messages(r["instruction"], r.get("input"), r["output"]) if openai else judge.prompt(r)
+               for r in rows]
+    keys = [judgment_key(identity, p) for p in prompts]
+    todo, seen = [], set()  # one call per distinct uncached prompt
+    for i, key in enumerate(keys):
+        if cache.get(key) is None and key not in seen:
+            seen.add(key)
+            todo.append(i)
+    cached_before = len(rows) - len(todo)
+
+    def record(i: int, answer: dict) -> None:
+        cache.put({"key": keys[i], "judge": identity, "prompt": prompts[i], **answer})
+
+    if openai:
+        def call(i: int) -> None:
+            record(i, judge.complete(prompts[i]))
+
+        with ThreadPoolExecutor(max_workers=judge.spec.max_concurrency) as pool:
+            for future in [pool.submit(call, i) for i in todo]:
+                future.result()
+    else:
+        for start in range(0, len(todo), LOCAL_CHUNK):
+            chunk = todo[start:start + LOCAL_CHUNK]
+            for i, text in zip(chunk, judge.complete_many([prompts[i] for i in chunk])):
+                record(i, {"text": text, "model": judge.identity()["model"], "attempts": 1, "prompt_tokens": 0,
+                           "completion_tokens": 0, "usd": 0.0})
+
+    judged, totals = [], {"prompt_tokens": 0, "completion_tokens": 0, "usd": 0.0}
+    for i, row in enumerate(rows):
+        entry = cache.get(keys[i])
+        positive, judgment, parsed = (is_positive(entry["text"]), entry["text"].strip(), True) if openai \
+            else judge.verdict(entry["text"])
+        judged.append({**row, "source_index": row.get("source_index", i), "judgment": None if positive else judgment,
+                       "judgment_raw": entry["text"], "positive": positive, "parsed": parsed, "judge": name})
+        for key in totals:
+            totals[key] += entry.get(key, 0)
+    summary = {"judge": identity, "rows": len(rows), "positives": sum(r["positive"] for r in judged),
+               "negatives": sum(not r["positive"] for r in judged),
+               "unparsed": sum(not r["parsed"] for r in judged), "calls_now": len(todo),
+               "from_cache": cached_before, **{f"{k}_total": v for k, v in totals.items()}}
+    return judged, summary
+
+
+def judge_file(name: str, config, inputs: str | Path, out: str | Path, cache_path: str | Path | None = None,
+               model_path: str | None = None, adapter: str | None = None, backend: str | None = None) -> dict:
+    from repro.io import read_jsonl, write_json, write_jsonl
+
+    out = Path(out)
+    cache = JudgmentCache(cache_path or out.with_name(out.name + ".cache.jsonl"))
+    spec, judge = make_judge(name, config, model_path, adapter, backend)
+    rows = read_jsonl(inputs)
+    try:
+        judged, summary = judge_rows(name, judge, rows, cache, str(inputs))
+    finally:
+        if hasattr(judge, "close"):
+            judge.close()
+    write_jsonl(out, judged)
+    summary = {**summary, "inputs": str(inputs), "cache": str(cache.path), "paper_judge": spec.kind == "openai"}
+    write_json(out.with_name(out.name.removesuffix(".jsonl") + ".meta.json"), summary)
+    return summary

@@ -1,0 +1,236 @@
+"""Judges: the Figure 8 / Figure 9 prompts, the OpenAI-compatible path against a real local server that fails
+(429, 500, a dropped connection, killed and restarted), the disk cache, and local judges on the tiny model."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from repro.config import config_from_dict
+from repro.data.templates import ANNOTATION_SYSTEM
+from repro.io import read_jsonl, write_jsonl
+from repro.judge.cache import JudgmentCache
+from repro.judge.openai_api import JudgeAPIError
+from repro.judge.prompts import (ai_judge_prompt, ai_judge_target, annotation_messages, is_positive,
+                                 read_ai_judge)
+from repro.judge.run import judge_file
+
+
+def test_figure8_messages_and_verdict():
+    messages = annotation_messages("Add the numbers.", "2 and 3", "5")
+    assert messages[0] == {"role": "system", "content": ANNOTATION_SYSTEM}
+    assert messages[1]["content"] == "### Instruction: Add the numbers.\n2 and 3\n\n### Response: 5"
+    assert is_positive("Perfect.") and is_positive("  perfect") and is_positive("Perfect! Nothing to add.")
+    assert not is_positive("The response is not perfect.") and not is_positive("")
+
+
+def test_figure9_prompt_target_and_decision():
+    prompt = ai_judge_prompt("Name a colour.", "", "Blue")
+    assert prompt.endswith("### Instruction: Name a colour.\n\n### Response: Blue\n\n### Judgment: ")
+    assert prompt.startswith("Below is an instruction-response pair.")
+    assert ai_judge_target(None) == "Perfect. Yes."
+    assert ai_judge_target("Too short.") == "Too short. No."
+    assert read_ai_judge("Perfect. Yes.") == (True, "Perfect.", True)
+    assert read_ai_judge("It misses the point. No.") == (False, "It misses the point.", True)
+    assert read_ai_judge("rambling without a decision") == (False, "rambling without a decision", False)
+
+
+def test_cache_survives_a_torn_last_line(tmp_path):
+    cache = JudgmentCache(tmp_path / "c.jsonl")
+    cache.put({"key": "a", "text": "Perfect."})
+    with open(tmp_path / "c.jsonl", "a") as handle:
+        handle.write('{"key": "b", "te')  # a crash mid-write
+    again = JudgmentCache(tmp_path / "c.jsonl")
+    assert set(again.entries) == {"a"}
+    again.put({"key": "b", "text": "Wrong."})
+    assert set(JudgmentCache(tmp_path / "c.jsonl").entries) == {"a", "b"}
+
+
+# ------------------------------------------------------------------ an OpenAI-compatible server that misbehaves
+
+class FlakyChatServer:
+    """Speaks /chat/completions. A stand-in for GPT-4: 'Perfect.' when the response contains 'good', else a
+    critique. Faults are injected per prompt: a 429, a 500, a dropped connection; `answered` counts the prompts
+    it answered with a 200 (what a paid API would bill)."""
+
+    def __init__(self, faults: dict[str, list[str]] | None = None, port: int = 0):
+        self.faults = {k: list(v) for k, v in (faults or {}).items()}
+        self.answered: Counter[str] = Counter()
+        self.answered_after_restart = 0
+        self.starts = 0
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.port = port
+        self.start()
+
+    def start(self):
+        server = self
+        self.starts += 1
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                user = body["messages"][1]["content"]
+                with server.lock:
+                    server.requests += 1
+                    fault = next((f for key, fs in server.faults.items() if key in user and fs for f in [fs.pop(0)]),
+                                 None)
+                if fault == "drop":
+                    self.connection.shutdown(socket.SHUT_RDWR)  # no answer at all
+                    return
+                if fault in ("429", "500"):
+                    self.send_response(int(fault))
+                    if fault == "429":
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    return
+                if fault == "400":
+                    self.send_response(400)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "bad request"}')
+                    return
+                assert body["temperature"] == 0.0 and body["messages"][0]["content"] == ANNOTATION_SYSTEM
+                text = "Perfect." if "good" in user.split("### Response:")[1] else "The response is wrong: " + user[-8:]
+                payload = json.dumps({"model": body["model"] + "-0613", "choices": [{"message": {"content": text}}],
+                                      "usage": {"prompt_tokens": 100, "completion_tokens": 10}}).encode()
+                time.sleep(0.02)  # a little latency, so the restart falls in the middle of the run
+                with server.lock:
+                    server.answered[user] += 1
+                    server.answered_after_restart += server.starts > 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _config(port: int, concurrency: int = 3, retries: int = 8) -> object:
+    return config_from_dict({"profile": "t", "models": {"m": {"source": "tiny"}}, "judges": {"gpt-4": {
+        "kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "REPRO_TEST_KEY",
+        "max_concurrency": concurrency, "max_retries": retries, "backoff_s": 0.05, "timeout_s": 10.0,
+        "usd_per_1m_input_tokens": 30.0, "usd_per_1m_output_tokens": 60.0}}})
+
+
+def _responses(n: int) -> list[dict]:
+    return [{"id": i, "instruction": f"Task number {i}.", "input": "", "output": "a good answer" if i % 3 == 0
+             else f"a poor answer {i}"} for i in range(n)]
+
+
+def test_openai_judge_with_faults_and_a_restart(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_TEST_KEY", "sk-test-not-a-secret")
+    rows = _responses(12)
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    faults = {"Task number 1.": ["429"], "Task number 2.": ["500", "500"], "Task number 4.": ["drop"]}
+    server = FlakyChatServer(faults)
+
+    def kill_and_restart():  # once a few prompts are answered, the server goes away for a while, then comes back
+        while sum(server.answered.values()) < 4:
+            time.sleep(0.01)
+        server.stop()
+        time.sleep(0.5)
+        server.start()
+
+    restarter = threading.Thread(target=kill_and_restart)
+    restarter.start()
+    summary = judge_file("gpt-4", _config(server.port), tmp_path / "in.jsonl", tmp_path / "out.jsonl",
+                         tmp_path / "cache.jsonl")
+    restarter.join()
+    server.stop()
+
+    judged = read_jsonl(tmp_path / "out.jsonl")
+    assert [r["id"] for r in judged] == list(range(12))  # every instruction, in order, once
+    assert all(count == 1 for count in server.answered.values()) and len(server.answered) == 12  # billed once each
+    assert [r["positive"] for r in judged] == [i % 3 == 0 for i in range(12)]
+    assert all((r["judgment"] is None) == r["positive"] and r["judgment_raw"] for r in judged)
+    assert summary["calls_now"] == 12 and summary["from_cache"] == 0
+    assert server.starts == 2 and server.answered_after_restart > 0  # the outage really fell inside the run
+    assert summary["usd_total"] == pytest.approx(12 * (100 * 30 + 10 * 60) / 1e6)
+    cache_text = (tmp_path / "cache.jsonl").read_text()
+    assert "sk-test" not in cache_text and "sk-test" not in (tmp_path / "out.jsonl").read_text()
+    assert all(json.loads(line)["model"] == "gpt-4-0613" for line in cache_text.splitlines())
+
+    # a rerun asks nothing: every judgment comes from the cache, even with the server gone
+    again = judge_file("gpt-4", _config(1), tmp_path / "in.jsonl", tmp_path / "again.jsonl", tmp_path / "cache.jsonl")
+    assert again["calls_now"] == 0 and read_jsonl(tmp_path / "again.jsonl") == judged
+
+
+def test_a_crash_loses_no_paid_call(tmp_path, monkeypatch):
+    """A permanent error stops the run; what was answered is on disk, and the rerun only asks for the rest."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "k")
+    write_jsonl(tmp_path / "in.jsonl", _responses(6))
+    server = FlakyChatServer({"Task number 3.": ["400"]})
+    with pytest.raises(JudgeAPIError, match="HTTP 400"):
+        judge_file("gpt-4", _config(server.port, concurrency=1), tmp_path / "in.jsonl", tmp_path / "out.jsonl",
+                   tmp_path / "cache.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+    first = sum(server.answered.values())
+    assert first == 5  # the others were answered (in-flight work finishes) and cached
+    summary = judge_file("gpt-4", _config(server.port, concurrency=1), tmp_path / "in.jsonl",
+                         tmp_path / "out.jsonl", tmp_path / "cache.jsonl")
+    server.stop()
+    assert summary["calls_now"] == 1 and summary["from_cache"] == 5
+    assert all(count == 1 for count in server.answered.values()) and len(server.answered) == 6
+
+
+def test_retries_run_out_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_TEST_KEY", "k")
+    write_jsonl(tmp_path / "in.jsonl", _responses(1))
+    server = FlakyChatServer({"Task number 0.": ["500"] * 5})
+    with pytest.raises(JudgeAPIError, match="gave up after 3 attempts; last: HTTP 500"):
+        judge_file("gpt-4", _config(server.port, retries=2), tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    server.stop()
+    assert server.requests == 3
+
+
+def test_bad_input_names_the_line(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"instruction": "x", "output": "y"}, {"instruction": "", "output": "z"}])
+    with pytest.raises(Exception, match=r"in.jsonl.*line 1.*instruction"):
+        judge_file("gpt-4", _config(1), tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+
+
+# ------------------------------------------------------------------ local judges on the tiny model
+
+def test_local_and_ai_judges_on_the_tiny_model(tmp_path, tiny_model_dir, tiny_adapter_dir):
+    from repro.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"profile": "t", "models": {"tiny": {"source": "tiny"}},
+                                  "experiments": {"judge": {"base_model": "tiny", "dataset": "cut-iter1"}},
+                                  "generation": {"backend": "transformers", "batch_size": 4},
+                                  "judges": {"local": {"kind": "local", "model": "tiny", "max_tokens": 6},
+                                             "ai": {"kind": "ai_judge", "model": "tiny", "adapter_experiment": "judge",
+                                                    "max_tokens": 6}}}))
+    write_jsonl(tmp_path / "in.jsonl", _responses(3))
+    for judge, extra in (("local", []), ("ai", ["--adapter", str(tiny_adapter_dir)])):
+        out = tmp_path / f"{judge}.jsonl"
+        args = ["judge", "--config", str(config), "--judge", judge, "--inputs", str(tmp_path / "in.jsonl"),
+                "--out", str(out), "--model", str(tiny_model_dir), *extra]
+        assert main(args) == 0
+        judged = read_jsonl(out)
+        assert len(judged) == 3 and all(r["judge"] == judge and "judgment_raw" in r for r in judged)
+        meta = json.loads(out.with_name(f"{judge}.meta.json").read_text())
+        assert meta["calls_now"] == 3 and meta["paper_judge"] is False
+        assert main(args) == 0  # a rerun is served from the cache
+        assert json.loads(out.with_name(f"{judge}.meta.json").read_text())["calls_now"] == 0
+        assert read_jsonl(out) == judged
+    # an AI judge without its adapter is refused by name
+    assert main(["judge", "--config", str(config), "--judge", "ai", "--inputs", str(tmp_path / "in.jsonl"),
+                 "--out", str(tmp_path / "x.jsonl"), "--model", str(tiny_model_dir)]) == 2

@@ -1,0 +1,172 @@
+"""Every training objective against a naive implementation of its equation (PAPER.md 1.2), on a real model's
+logits: the full softmax in float64, token by token, with the prompt/target split worked out here."""
+from __future__ import annotations
+
+import torch
+import pytest
+
+from repro.config import Training
+from repro.cut.collate import collate, encode_instances
+from repro.cut.train import forward_cut
+from repro.data import prepare
+from repro.data.objectives import FORWARD_JOINT, build_objective_instances
+from repro.data.templates import judgment_prompt, plain_prompt
+from repro.judge.prompts import AI_JUDGE_PROMPT
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def records(store):
+    """Three short real Shepherd records (negatives with human refinements) and one positive."""
+    rows, _ = prepare("shepherd", store)
+    short = sorted((r for r in rows if r["refinement"]), key=lambda r: len(r["output"]) + len(r["judgment"]))[:3]
+    positive = {**short[0], "judgment": None, "source_index": 99, "output": "A fine answer."}
+    return short + [positive]
+
+
+def _logprobs(model, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids])).logits[0].double()
+    return torch.log_softmax(logits, dim=-1)
+
+
+def naive_mean_nll(model, tokenizer, context: str, pieces: list[tuple[str, bool]]) -> float:
+    """sum over target pieces of -(1/len) sum log p(token | everything before); EOS ends the last piece."""
+    text, spans = context, []
+    for piece, is_target in pieces:
+        start = len(tokenizer(text)["input_ids"])
+        text += piece
+        spans.append((start, len(tokenizer(text)["input_ids"]), is_target))
+    ids = tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+    spans[-1] = (spans[-1][0], len(ids), spans[-1][2])
+    logp = _logprobs(model, ids)
+    loss = 0.0
+    for start, end, is_target in spans:
+        if is_target:
+            loss += -sum(float(logp[t - 1, ids[t]]) for t in range(start, end)) / (end - start)
+    return loss
+
+
+def _training_loss(model, tokenizer, instances: list[dict]) -> list[float]:
+    examples = encode_instances(tokenizer, instances, cutoff=2048)
+    batch = collate(examples, pad_id=0)
+    with torch.no_grad():
+        out = forward_cut(model, batch, Training(), torch.autocast("cpu", enabled=False))
+    return out.per_example.tolist()
+
+
+def _check(tiny, records, objective, expected_pieces):
+    model, tokenizer = tiny
+    instances, _ = build_objective_instances(records, objective, downsample=None)
+    got = _training_loss(model, tokenizer, instances)
+    want = [naive_mean_nll(model, tokenizer, *expected_pieces(r)) for r in records]
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-6)
+
+
+def test_hindsight_is_mle_on_y_given_x_and_j(tiny, records):  # Eq. 4
+    _check(tiny, records, "hindsight", lambda r: (
+        judgment_prompt(r["instruction"], r["judgment"], r["input"]) if r["judgment"] else plain_prompt(r["instruction"]),
+        [(r["output"], True)]))
+
+
+def test_forward_prediction_is_two_means(tiny, records):  # Eq. 1
+    _check(tiny, records, "forward_prediction", lambda r: (
+        plain_prompt(r["instruction"], r["input"]),
+        [(r["output"], True), (FORWARD_JOINT, False), (r["judgment"] or "Perfect.", True)]))
+
+
+def test_ilf_mle_is_mle_on_the_refinement_given_x(tiny, records):  # Eqs. 2-3
+    _check(tiny, records, "ilf_mle", lambda r: (
+        plain_prompt(r["instruction"], r["input"]), [(r["refinement"] if r["judgment"] else r["output"], True)]))
+
+
+def test_ai_judge_is_mle_on_judgment_and_decision(tiny, records):  # Figure 9
+    _check(tiny, records, "ai_judge", lambda r: (
+        AI_JUDGE_PROMPT.format(instruction=r["instruction"], response=r["output"]),
+        [(f"{r['judgment'] or 'Perfect.'} {'No.' if r['judgment'] else 'Yes.'}", True)]))
+
+
+def test_ilf_needs_a_refinement_per_negative(records):
+    from repro.data import DataError
+
+    broken = [dict(records[0], refinement=None)] + records[1:]
+    with pytest.raises(DataError, match="record 0.*refinement"):
+        build_objective_instances(broken, "ilf_mle")
+
+
+def test_instances_must_match_the_objective(tiny, records, tmp_path):
+    from repro.cut.train import check_objective
+
+    instances, _ = build_objective_instances(records, "hindsight")
+    with pytest.raises(ValueError, match="kind \\['mle'\\] cannot train objective 'cut'"):
+        check_objective(instances, "cut", "x.jsonl")
+    check_objective(instances, "forward_prediction", "x.jsonl")
+
+
+# ------------------------------------------------------------------ DPO through TRL, against the DPO equation
+
+def test_dpo_matches_the_dpo_loss(tiny_model_dir, tiny_adapter_dir, records, tmp_path):
+    """TRL's loss on a batch equals -log sigmoid(beta * ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r)))),
+    summed token log-probs of each completion (+EOS) after the prompt. The reference is the policy as training
+    began (TRL keeps a copy of the starting adapter); the policy is then moved by perturbing its LoRA weights."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from repro.cut.dpo import make_trainer
+    from repro.cut.train import TrainJob
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    policy = PeftModel.from_pretrained(base, str(tiny_adapter_dir), is_trainable=True)
+    pairs, _ = build_objective_instances(records, "ilf_dpo")
+    assert len(pairs) == 3
+    beta = 0.3
+    training = Training(objective="ilf_dpo", batch_size=3, micro_batch_size=3, dpo={"beta": beta}, precision="fp32",
+                        max_steps=1, warmup_steps=0)
+    job = TrainJob(base_model=str(tiny_model_dir), instances=tmp_path / "i.jsonl", out=tmp_path / "out",
+                   training=training, device="cpu", progress=False)
+    trainer = make_trainer(job, policy, tokenizer, pairs, torch.device("cpu"))
+    batch = next(iter(trainer.get_train_dataloader()))
+    policy.eval()
+
+    def completion_logp(model, prompt, completion):
+        ids = tokenizer(prompt + completion)["input_ids"] + [tokenizer.eos_token_id]
+        start = len(tokenizer(prompt)["input_ids"])
+        logp = _logprobs(model, ids)
+        return sum(float(logp[t - 1, ids[t]]) for t in range(start, len(ids)))
+
+    reference = [(completion_logp(policy, p["prompt"], p["chosen"]), completion_logp(policy, p["prompt"], p["rejected"]))
+                 for p in pairs]
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B.default" in name:
+                param.add_(0.5 * torch.randn_like(param))
+        got = float(trainer.compute_loss(trainer.model, batch))
+    losses = []
+    for p, (ref_c, ref_r) in zip(pairs, reference):
+        pol_c, pol_r = completion_logp(policy, p["prompt"], p["chosen"]), completion_logp(policy, p["prompt"], p["rejected"])
+        margin = beta * ((pol_c - ref_c) - (pol_r - ref_r))
+        losses.append(float(-torch.nn.functional.logsigmoid(torch.tensor(margin, dtype=torch.float64))))
+    assert abs(losses[0] - losses[1]) > 1e-3  # the adapter really moves the policy away from the reference
+    assert got == pytest.approx(sum(losses) / len(losses), rel=1e-4)
+
+
+def test_dpo_pairs_from_rewards():
+    """UltraFeedback: all pairs of an instruction's completions with different scores, the higher preferred."""
+    rows = [{"instruction": "Q", "input": "", "output": f"answer {s}", "judgment": None, "source_index": i,
+             "score": s, "meta": {"file": "f.jsonl", "line": 0}} for i, s in enumerate([8.0, 6.5, 8.0, 3.0])]
+    rows.append({**rows[0], "instruction": "Other", "meta": {"file": "f.jsonl", "line": 1}, "source_index": 4})
+    pairs, stats = build_objective_instances(rows, "dpo")
+    assert stats["pairs"] == 5  # 6 pairs minus the tie (8.0, 8.0); the lone completion makes none
+    assert all(p["scores"][0] > p["scores"][1] for p in pairs)
+    assert {(p["chosen"], p["rejected"]) for p in pairs} == {
+        ("answer 8.0", "answer 6.5"), ("answer 8.0", "answer 3.0"), ("answer 6.5", "answer 3.0")}
