@@ -8,6 +8,9 @@ import os
 import yaml
 from repro.config import config_from_dict
 from repro.data.converters import DATASETS
+from repro.data.samples import DATASET_SOURCE
+from repro.report.figures import input_files as figure_input_files
+from repro.report.tables import table_inputs
 
 PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
 if len(workflow.overwrite_configfiles) > 1:
@@ -24,7 +27,15 @@ MIRROR = f"--mirror {CFG.data.mirror}" if CFG.data.mirror else ""
 def prepare_options(name):
     """data.limit subsets training sets only; evaluation sets stay whole (the evaluators sample them)."""
     limited = CFG.data.limit is not None and DATASETS.get(name, ("train",))[0] == "train"
-    return f"{MIRROR} --limit {CFG.data.limit}" if limited else MIRROR
+    source = f"--generated-samples {GENERATED}" if uses_generated(name) else MIRROR
+    return f"{source} --limit {CFG.data.limit}" if limited else source
+
+
+GENERATED = f"{RUNS}/generated-data"
+
+
+def uses_generated(dataset):
+    return DATASET_SOURCE.get(dataset) in CFG.data.generated
 
 
 def loop_experiments():
@@ -112,15 +123,31 @@ def generated_models():
     return [f"{RUNS}/models/{name}" for name, spec in CFG.models.items() if spec.source != "hub"]
 
 
+TABLES = ["table2", "table3", "table4", "table5", "table6"]
+FIGURES = ["figure2", "figure3", "figure4", "figure7"]
+
+
+def report_targets():
+    """Tables and figures the profile maps runs onto (config `report`); the paper profile has them all."""
+    tables = [f"tables/{CFG.profile}/{t}.md" for t in TABLES if t in CFG.report]
+    figures = [f"figures/{CFG.profile}/{f}.png" for f in FIGURES if f in CFG.report]
+    return tables + figures
+
+
+def scored_runs():
+    """Runs scored whether or not a table reads them (evaluation.score: all = every run)."""
+    return generation_runs() if CFG.evaluation.score == "all" else CFG.evaluation.also_score
+
+
 rule all:
     input:
+        report_targets(),
         expand(f"{RUNS}/data/{{name}}.jsonl", name=CFG.data.prepare),
         experiment_instances(),
         experiment_outputs(),
         generated_models(),
-        expand(f"{RUNS}/scores/{{run}}/{{benchmark}}.json", run=generation_runs(),
-               benchmark=["alpaca_eval", "lm_eval"]),
-        expand(f"{RUNS}/scores/{{run}}/rouge.json", run=summarization_runs()),
+        expand(f"{RUNS}/scores/{{run}}/{{benchmark}}.json", run=scored_runs(), benchmark=["alpaca_eval", "lm_eval"]),
+        expand(f"{RUNS}/scores/{{run}}/rouge.json", run=summarization_runs() if CFG.evaluation.score == "all" else []),
 
 
 wildcard_constraints:
@@ -130,7 +157,22 @@ wildcard_constraints:
     k="[0-9]+",
 
 
+rule schema_samples:
+    output:
+        f"{GENERATED}/GENERATED.json",
+    log:
+        f"{RUNS}/logs/schema_samples.log",
+    benchmark:
+        f"{RUNS}/benchmarks/schema_samples.tsv"
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro data samples --out {GENERATED} > {log} 2>&1"
+
+
 rule prepare_data:
+    input:
+        lambda wc: [f"{GENERATED}/GENERATED.json"] if uses_generated(wc.name) else [],
     output:
         rows=f"{RUNS}/data/{{name}}.jsonl",
         meta=f"{RUNS}/data/{{name}}.meta.json",
@@ -472,3 +514,57 @@ rule rouge:
     shell:
         "repro evaluate rouge --predictions {input.predictions} --references {input.references} "
         "--reference-field {params.field} {params.stemmer} --out {output} > {log} 2>&1"
+
+
+# ---------------------------------------------------------------- tables and figures (read scores only)
+
+rule table:
+    input:
+        lambda wc: table_inputs(wc.table, CFG, RUNS),
+    output:
+        md=f"tables/{CFG.profile}/{{table}}.md",
+        csv=f"tables/{CFG.profile}/{{table}}.csv",
+        tex=f"tables/{CFG.profile}/{{table}}.tex",
+    log:
+        f"{RUNS}/logs/table/{{table}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/table/{{table}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        mirror=MIRROR,
+    wildcard_constraints:
+        table="table[2-6]",
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro report table {wildcards.table} --config {params.config} --runs {RUNS} --out {output.md} "
+        "{params.mirror} > {log} 2>&1"
+
+
+def figure_inputs(wc):
+    if wc.figure == "figure2":
+        run = CFG.report["figure2"]["run"]
+        return [f"{RUNS}/experiments/{run}/adapter", f"{RUNS}/experiments/{run}/instances.jsonl"] + starting_weights(run)
+    return figure_input_files(wc.figure, CFG, RUNS)
+
+
+rule figure:
+    input:
+        figure_inputs,
+    output:
+        png=f"figures/{CFG.profile}/{{figure}}.png",
+        pdf=f"figures/{CFG.profile}/{{figure}}.pdf",
+    log:
+        f"{RUNS}/logs/figure/{{figure}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/figure/{{figure}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        mirror=MIRROR,
+    wildcard_constraints:
+        figure="figure[2-7]",
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro report figure {wildcards.figure} --config {params.config} --runs {RUNS} --out {output.png} "
+        "{params.mirror} > {log} 2>&1"

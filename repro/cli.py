@@ -10,6 +10,8 @@ from pathlib import Path
 def _store(args):
     from repro.data import DataStore
 
+    if getattr(args, "generated_samples", None):  # project-generated schema samples win over any mirror
+        return DataStore(mirror=args.generated_samples)
     return DataStore.from_env(mirror=getattr(args, "mirror", None))
 
 
@@ -31,8 +33,11 @@ def cmd_data_prepare(args) -> int:
         stats["dropped_by_limit"] = max(0, len(rows) - args.limit)
         rows = rows[: args.limit]
     write_jsonl(args.out, rows)
+    from repro.data.samples import generated_note
+
     meta = {"dataset": args.name, "rows": len(rows), "stats": stats, "files": _provenance(store.touched),
-            "mirror": str(store.inner.mirror) if store.inner.mirror else None}
+            "mirror": str(store.inner.mirror) if store.inner.mirror else None,
+            "generated_schema_sample": generated_note(store.inner.mirror)}
     write_json(_meta_path(args.out), meta)
     print(json.dumps({"dataset": args.name, "rows": len(rows), **stats}), file=sys.stderr)
     return 0
@@ -58,6 +63,13 @@ def cmd_data_instances(args) -> int:
     write_jsonl(args.out, instances)
     write_json(_meta_path(args.out), {"dataset": args.name, "records": str(source), **stats})
     print(json.dumps(stats), file=sys.stderr)
+    return 0
+
+
+def cmd_data_samples(args) -> int:
+    from repro.data.samples import write_schema_samples
+
+    print(json.dumps(write_schema_samples(args.out, n=args.n, seed=args.seed)))
     return 0
 
 
@@ -259,6 +271,40 @@ def cmd_evaluate_lm_eval(args) -> int:
     return 0
 
 
+def cmd_report_table(args) -> int:
+    from repro.config import load_config
+    from repro.report.tables import build_table, write_table
+
+    config = load_config(args.config)
+    runs = Path(args.runs or f"runs/{config.profile}")
+    out = Path(args.out or f"tables/{config.profile}/{args.name}.md")
+    table = build_table(args.name, config, runs, _store(args))
+    for path in write_table(table, out):
+        print(path)
+    return 0
+
+
+def cmd_report_figure(args) -> int:
+    from repro.config import load_config
+    from repro.report.figures import build_figure
+
+    config = load_config(args.config)
+    runs = Path(args.runs or f"runs/{config.profile}")
+    out = Path(args.out or f"figures/{config.profile}/{args.name}.png")
+    for path in build_figure(args.name, config, runs, out, _store(args)):
+        print(path)
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from repro.config import load_config
+    from repro.plan import format_plan, plan
+
+    result = plan(load_config(args.config), args.gpu, _store(args))
+    print(json.dumps(result, indent=2) if args.json else format_plan(result))
+    return 0
+
+
 def cmd_config_check(args) -> int:
     from repro.config import load_config
 
@@ -296,7 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--limit", type=int, help="keep only the first N records")
     p.add_argument("--mirror", help="local data mirror (REPRO_DATA_MIRROR overrides)")
+    p.add_argument("--generated-samples", help="read from this folder of project-generated schema samples instead")
     p.set_defaults(func=cmd_data_prepare)
+    p = data_sub.add_parser("samples", help="write small project-generated data in the raw schema of sources the "
+                            "mirror lacks (summarization, UltraFeedback), labelled as such")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_samples)
     p = data_sub.add_parser("instances", help="build Align-P / Align-N (+ Misalign) instances")
     p.add_argument("name")
     p.add_argument("--out", required=True)
@@ -437,6 +490,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", choices=["tiny", "smollm2-gguf"])
     p.add_argument("out_dir")
     p.set_defaults(func=cmd_model_build)
+
+    p = sub.add_parser("report", help="rebuild a table or figure of the paper from finished runs")
+    report = p.add_subparsers(dest="report_command", required=True)
+    for kind, func, names in (("table", cmd_report_table, ["table2", "table3", "table4", "table5", "table6"]),
+                              ("figure", cmd_report_figure, ["figure2", "figure3", "figure4", "figure7"])):
+        p = report.add_parser(kind, help=f"write the {kind} (.md/.csv/.tex or .png/.pdf) beside the paper's values")
+        p.add_argument("name", choices=names)
+        p.add_argument("--config", required=True)
+        p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
+        p.add_argument("--out", help=f"default {kind}s/<profile>/<name>.{'md' if kind == 'table' else 'png'}")
+        p.add_argument("--mirror", help="data mirror (stored AlpacaEval annotations)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("plan", help="GPU-hours and judge API cost of a config, per table and figure")
+    p.add_argument("--config", required=True)
+    p.add_argument("--gpu", default="H100", help="H100, H200, A100 or L40S")
+    p.add_argument("--mirror", help="data mirror (token counts of the real data)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("config", help="validate a config file")
     p.add_argument("action", choices=["check"])

@@ -125,6 +125,9 @@ class Data(Strict):
     mirror: str | None = None  # local folder in the canonical layout (REPRO_DATA_MIRROR overrides)
     limit: int | None = None  # keep the first N records of each prepared set (smoke / mini subsets)
     prepare: list[str] = Field(default_factory=list)  # evaluation sets to prepare up front
+    # sources read from project-generated schema samples instead (smoke only: summarization, ultrafeedback,
+    # cut-ultrafeedback); every output that depends on them is labelled
+    generated: list[Literal["summarization", "ultrafeedback", "cut-ultrafeedback"]] = Field(default_factory=list)
 
 
 class Generation(Strict):
@@ -163,6 +166,10 @@ class RougeSettings(Strict):
 
 
 class Evaluation(Strict):
+    # all: every run gets AlpacaEval + lm-eval scores; report: only the scores the tables and figures read, plus
+    # the runs named in also_score (small profiles, to stay within minutes)
+    score: Literal["all", "report"] = "all"
+    also_score: list[str] = Field(default_factory=list)
     alpaca_eval: AlpacaEvalSettings = AlpacaEvalSettings()
     lm_eval: LmEvalSettings = LmEvalSettings()
     rouge: RougeSettings = RougeSettings()
@@ -218,6 +225,9 @@ class Config(Strict):
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
     online: Online = Online()
     sweeps: dict[str, Sweep] = Field(default_factory=dict)
+    # which run fills which row of each table / figure (repro/report): table -> row -> run, or
+    # {column: source, '*': default}; a source is a run name or stored:<alpaca_eval results model>
+    report: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

@@ -36,6 +36,38 @@ def test_default_config_is_the_paper(tmp_path):
     assert "runs/paper/experiments/cut-online-iter4/merged" in plan  # online chain
 
 
+def test_paper_dag_lists_every_training_run(tmp_path):
+    """Tables 2-5 and Figures 3, 4, 7: every run the paper reports has its training job in the paper DAG."""
+    from repro.config import load_config
+
+    result = run(["-n", "--directory", str(tmp_path), "--snakefile", str(ROOT / "Snakefile")])
+    plan = result.stdout + result.stderr
+    config = load_config(ROOT / "config/paper.yaml")
+    expected = {
+        "table2": [f"{m}-shepherd-{b}" for m in ("fp", "hindsight", "ilf-mle", "ilf-dpo", "cut")
+                   for b in ("llama2-13b", "llama2-chat-13b")],
+        "table3": [f"{m}-summarization-{b}" for m in ("fp", "hindsight", "ilf-mle", "ilf-dpo", "cut")
+                   for b in ("llama2-13b", "llama2-chat-13b")],
+        "table4": [f"cut-{d}-llama2-chat-13b-{a}" for d in ("shepherd", "summarization")
+                   for a in ("dynamic", "no-l1", "no-align-n-mle", "no-detection")]
+                  + ["cut-summarization-llama2-chat-13b-no-align-p"],
+        "table5": [f"cut-shepherd-{b}" for b in ("llama2-chat-7b", "llama2-chat-70b", "mistral-7b-instruct-v1",
+                                                 "gemma-7b-it", "llama3-8b-instruct")],
+        "table6": [f"cut-online-iter{k}" for k in range(1, 6)] + [f"live-iter{k}" for k in range(1, 6)],
+        "figure3": ["ai-judge-3000", "ai-judge-5000", "cut-ai-judge-3000-iter1", "cut-ai-judge-5000-iter1"],
+        "figure4": [f"{m}-{b}" for m in ("dpo-uf", "cut-uf", "cut-ufj") for b in ("llama2-13b", "llama2-chat-13b")]
+                   + ["dpo-uf-llama2-chat-13b-2000", "dpo-uf-llama2-chat-13b-3000"],
+        "figure7": [f"align-p-ratio-downsample{r}" for r in (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, "full")],
+    }
+    for table, names in expected.items():
+        for name in names:
+            assert name in config.experiments, (table, name)
+            assert f"runs/paper/experiments/{name}/adapter" in plan, (table, name)
+    objectives = {config.experiment_training(n).objective for n in config.experiments}
+    assert objectives == {"cut", "hindsight", "forward_prediction", "ilf_mle", "ilf_dpo", "dpo", "ai_judge"}
+    assert len([n for n in config.experiments if n.startswith("cut-grid-")]) == 24  # the lambda/alpha/gamma grid
+
+
 def test_lint_is_clean():
     result = run(["--lint"])
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout[-3000:]
@@ -64,5 +96,39 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
         lm = json.loads((runs / f"scores/{name}/lm_eval.json").read_text())
         assert set(lm["scores"]) == {"arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "avg"}
     assert list((runs / "benchmarks").rglob("*.tsv")) and list((runs / "logs").rglob("*.log"))
+    _check_live_loop(runs, mirror)
+    for name in ("fp-shepherd-tiny", "hindsight-shepherd-tiny", "ilf-mle-shepherd-tiny", "ilf-dpo-shepherd-tiny",
+                 "align-p-ratio-downsample0.0", "align-p-ratio-downsamplefull"):  # every objective trained a model
+        manifest = json.loads((runs / f"experiments/{name}/adapter/manifest.json").read_text())
+        assert manifest["steps"] == 2, name
+    assert json.loads((runs / "experiments/ilf-mle-shepherd-tiny/refined.meta.json").read_text())["refined"] == 16
     second = run(args, env=env)
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
+
+
+def _check_live_loop(runs: Path, mirror: Path) -> None:
+    """Two live iterations with a local judge and one with the AI judge: instructions drawn fresh each time and
+    never from the excluded set, judged, trained from model k-1, merged, scored."""
+    from repro.data import DataStore, prepare
+    from repro.online import instruction_key
+
+    drawn = [[json.loads(line) for line in (runs / f"online/live/iter{k}/instructions.jsonl").read_text().splitlines()]
+             for k in (1, 2)]
+    keys = [instruction_key(r) for rows in drawn for r in rows]
+    assert len(keys) == 12 and len(set(keys)) == 12  # no instruction used twice across iterations
+    excluded, _ = prepare("cut-iter1", DataStore(mirror=mirror))
+    assert not set(keys) & {instruction_key(r) for r in excluded}
+    for k in (1, 2):
+        judged = [json.loads(line) for line in (runs / f"online/live/iter{k}/judged.jsonl").read_text().splitlines()]
+        assert len(judged) == 6 and all(r["judge"] == "local" and "judgment_raw" in r for r in judged)
+        assert (runs / f"experiments/live-iter{k}/adapter/adapter_model.safetensors").is_file()
+        assert json.loads((runs / f"scores/live-iter{k}/alpaca_eval.json").read_text())["n"] == 4
+        assert "avg" in json.loads((runs / f"scores/live-iter{k}/lm_eval.json").read_text())["scores"]
+    assert (runs / "experiments/live-iter1/merged/model.safetensors").is_file()
+    assert json.loads((runs / "experiments/live-iter2/adapter/manifest.json").read_text())["base_model"].endswith(
+        "experiments/live-iter1/merged")  # iteration 2 trains on model 1
+    generated_by = json.loads((runs / "online/live/iter2/responses.jsonl.manifest.json").read_text())
+    assert generated_by["fingerprint"]["model"].endswith("experiments/live-iter1/merged")
+    ai = json.loads((runs / "online/cut-ai-judge/iter1/judged.meta.json").read_text())
+    assert ai["judge"]["kind"] == "ai_judge" and ai["judge"]["adapter_sha256"] and ai["rows"] == 6
+    assert (runs / "experiments/cut-ai-judge-iter1/adapter/adapter_model.safetensors").is_file()

@@ -98,7 +98,7 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
     names = write_task_files(task_dir, data, shots)
     model_args = f"pretrained={model},dtype={dtype}" + (f",peft={adapter}" if adapter else "")
     results = lm_eval.simple_evaluate(model=backend, model_args=model_args, tasks=names,
-                                      task_manager=TaskManager(include_path=str(task_dir)), limit=limit,
+                                      task_manager=TaskManager(include_path=str(task_dir), include_defaults=False), limit=limit,
                                       batch_size=batch_size, device=device, log_samples=False)
     scores = {}
     for task, metric in METRICS.items():

@@ -1,0 +1,207 @@
+"""Tables 2-6 rebuilt from finished runs, beside the published numbers, as Markdown, CSV and LaTeX.
+
+Which run fills which row comes from the config's `report` section (each profile maps its own runs onto the
+paper's rows; a row may take single columns from other sources, e.g. stored GPT-4 annotations). Building reads
+score files only: it never trains, generates or evaluates, so it takes seconds.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro.report import paper
+from repro.report.cells import RANKING, ROUGE_KEY, Value, read_value, score_file
+
+TABLES = {
+    "table2": (paper.TABLE2, paper.TABLE2_COLUMNS, "Offline alignment on Shepherd (1317 judgments)"),
+    "table3": (paper.TABLE3, paper.TABLE3_COLUMNS, "Summarization (ROUGE)"),
+    "table4": (paper.TABLE4, paper.TABLE4_COLUMNS, "Ablations (LLaMA2-chat-13b)"),
+    "table5": (paper.TABLE5, paper.TABLE5_COLUMNS, "Model sizes and backbones (offline, Shepherd)"),
+    "table6": (paper.TABLE6, paper.TABLE6_COLUMNS, "Online iterative alignment (LLaMA2-chat-13b)"),
+}
+LABELS = {"arc": "ARC", "hellaswag": "HellaSwag", "mmlu": "MMLU", "truthfulqa": "TruthfulQA", "avg": "Avg.",
+          "alpaca_eval": "AlpacaEval", "judgments": "#J", "generalist_truthfulqa": "Generalist (TruthfulQA)",
+          "specialist_rougelsum": "Specialist (rougeLsum)"}
+
+
+@dataclass
+class Cell:
+    column: str
+    reproduced: float | None
+    paper: float | None
+    source: str | None  # run or stored:<model>; None: not mapped in this profile
+    local_judge: bool = False
+    generated_data: bool = False
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.reproduced is None or self.paper is None else self.reproduced - self.paper
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    profile: str
+    columns: tuple
+    rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
+
+    def inputs(self) -> list[str]:
+        return sorted({c.source for _, cells in self.rows for c in cells if c.source})
+
+
+def row_key(key) -> str:
+    return "/".join(key) if isinstance(key, tuple) else key
+
+
+def row_sources(spec, columns) -> dict[str, str | None]:
+    """A row of `report`: a run name for every column, or {column: source, '*': default}."""
+    if spec is None:
+        return dict.fromkeys(columns)
+    if isinstance(spec, str):
+        return dict.fromkeys(columns, spec)
+    unknown = set(spec) - set(columns) - {"*"}
+    if unknown:
+        raise ValueError(f"report: unknown columns {sorted(unknown)}; this table has {list(columns)}")
+    return {c: spec[c] if c in spec else spec.get("*") for c in columns}  # an explicit null leaves a cell out
+
+
+def build_table(name: str, config, runs: str | Path, store=None) -> Table:
+    published, columns, title = TABLES[name]
+    runs = Path(runs)
+    mapping = config.report.get(name, {})
+    known = {row_key(k) for k in published}
+    if set(mapping) - known:
+        raise ValueError(f"report.{name}: unknown rows {sorted(set(mapping) - known)}; the paper's rows: "
+                         f"{sorted(known)}")
+    generated = generated_runs(config)
+    table = Table(name, title, config.profile, columns)
+    for key, values in published.items():
+        sources = row_sources(mapping.get(row_key(key)), columns)
+        cells = []
+        for column, paper_value in zip(columns, values):
+            source = sources[column]
+            if column == "avg":
+                cells.append(Cell(column, None, paper_value, source))
+                continue
+            from_samples = source in generated and (not source.startswith("base-") or column in ROUGE_KEY)
+            got = read_value(runs, source, column, store, from_samples) if source else Value(None, None)
+            cells.append(Cell(column, got.value, paper_value, source, got.local_judge, got.generated_data))
+        _fill_average(cells)
+        table.rows.append((row_key(key), cells))
+    return table
+
+
+def _fill_average(cells: list[Cell]) -> None:
+    """Avg. = the mean of the four ranking tasks (Table 2), reproduced only when all four are."""
+    by_column = {c.column: c for c in cells}
+    if "avg" in by_column:
+        parts = [by_column[c].reproduced for c in RANKING]
+        if all(p is not None for p in parts):
+            by_column["avg"].reproduced = sum(parts) / len(parts)
+
+
+def generated_runs(config) -> set[str]:
+    """Runs trained or scored on project-generated schema samples."""
+    from repro.data.samples import DATASET_SOURCE
+
+    generated = set()
+    for name, exp in config.experiments.items():
+        if DATASET_SOURCE.get(exp.dataset) in config.data.generated:
+            generated.add(name)
+    if "summarization" in config.data.generated:  # base models' ROUGE comes from generated summarization prompts
+        generated |= {f"base-{m}" for m in config.models}
+    return generated
+
+
+def table_inputs(name: str, config, runs: str | Path) -> list[str]:
+    """Every score file a table reads (for the workflow's dependencies)."""
+    published, columns, _ = TABLES[name]
+    files = set()
+    for spec in config.report.get(name, {}).values():
+        for column, source in row_sources(spec, columns).items():
+            path = score_file(Path(runs), source, column) if source else None
+            if path is not None:
+                files.add(str(path))
+    return sorted(files)
+
+
+# ------------------------------------------------------------------ writers
+
+def _fmt(value: float | None, signed: bool = False, whole: bool = False) -> str:
+    if value is None:
+        return "-"
+    if whole:  # counts (#J)
+        return f"{value:+.0f}" if signed else f"{value:.0f}"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+def _cell_text(c: Cell) -> str:
+    whole = c.column == "judgments"
+    return f"{_fmt(c.reproduced, whole=whole)}{_marks(c)} / {_fmt(c.paper, whole=whole)} / {_fmt(c.diff, True, whole)}"
+
+
+def _marks(cell: Cell) -> str:
+    return ("†" if cell.local_judge else "") + ("‡" if cell.generated_data else "")
+
+
+def to_markdown(table: Table) -> str:
+    head = ["row"] + [f"{LABELS.get(c, c)} (repro / paper / Δ)" for c in table.columns] + ["run"]
+    lines = [f"# Table {table.name.removeprefix('table')}: {table.title}", "",
+             f"Profile **{table.profile}**; paper values from {paper.VERSION}. Each cell: reproduced / paper / "
+             "difference. '-': not run in this profile (or not in the paper).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, cells in table.rows:
+        runs = sorted({c.source for c in cells if c.source})
+        parts = [_cell_text(c) for c in cells]
+        lines.append("| " + " | ".join([key] + parts + [", ".join(runs) or "-"]) + " |")
+    lines += ["", "† AlpacaEval judged by a local model, not GPT-4: not comparable with the paper.",
+              "‡ trained or scored on project-generated schema samples (data/samples.py): meaningless numbers."]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["table", "profile", "row", "column", "reproduced", "paper", "diff", "run", "local_judge",
+                     "generated_data", "paper_version"])
+    for key, cells in table.rows:
+        for c in cells:
+            writer.writerow([table.name, table.profile, key, c.column, "" if c.reproduced is None else c.reproduced,
+                             "" if c.paper is None else c.paper, "" if c.diff is None else c.diff, c.source or "",
+                             c.local_judge, c.generated_data, paper.VERSION])
+    return out.getvalue()
+
+
+DAGGER, DDAGGER = r"$^\dagger$", r"$^\ddagger$"
+
+
+def to_latex(table: Table) -> str:
+    def esc(text: str) -> str:
+        return text.replace("_", r"\_").replace("%", r"\%")
+
+    lines = [r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule",
+             " & ".join(["Row"] + [esc(LABELS.get(c, c)) for c in table.columns]) + r" \\", r"\midrule"]
+    for key, cells in table.rows:
+        parts = [_fmt(c.reproduced) + (DAGGER if c.local_judge else "") + (DDAGGER if c.generated_data else "")
+                 + f" ({_fmt(c.paper)})" for c in cells]
+        lines.append(" & ".join([esc(key)] + parts) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              f"% {esc(table.name)}, profile {esc(table.profile)}: reproduced (paper, {paper.VERSION})."]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: Table, out_md: str | Path) -> list[Path]:
+    from repro.io import atomic_path
+
+    out_md = Path(out_md)
+    written = []
+    for suffix, text in ((".md", to_markdown(table)), (".csv", to_csv(table)), (".tex", to_latex(table))):
+        path = out_md.with_suffix(suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
