@@ -164,10 +164,12 @@ rule schema_samples:
         f"{RUNS}/logs/schema_samples.log",
     benchmark:
         f"{RUNS}/benchmarks/schema_samples.tsv"
+    params:
+        folder=lambda wc, output: os.path.dirname(output[0]),
     conda:
         "envs/repro.yaml"
     shell:
-        "repro data samples --out {GENERATED} > {log} 2>&1"
+        "repro data samples --out {params.folder} > {log} 2>&1"
 
 
 rule prepare_data:
@@ -522,7 +524,7 @@ rule table:
     input:
         lambda wc: table_inputs(wc.table, CFG, RUNS),
     output:
-        md=f"tables/{CFG.profile}/{{table}}.md",
+        md=report(f"tables/{CFG.profile}/{{table}}.md", category="Tables"),
         csv=f"tables/{CFG.profile}/{{table}}.csv",
         tex=f"tables/{CFG.profile}/{{table}}.tex",
     log:
@@ -531,13 +533,14 @@ rule table:
         f"{RUNS}/benchmarks/table/{{table}}.tsv"
     params:
         config=CONFIG_FILE,
+        runs=RUNS,
         mirror=MIRROR,
     wildcard_constraints:
         table="table[2-6]",
     conda:
         "envs/repro.yaml"
     shell:
-        "repro report table {wildcards.table} --config {params.config} --runs {RUNS} --out {output.md} "
+        "repro report table {wildcards.table} --config {params.config} --runs {params.runs} --out {output.md} "
         "{params.mirror} > {log} 2>&1"
 
 
@@ -552,7 +555,7 @@ rule figure:
     input:
         figure_inputs,
     output:
-        png=f"figures/{CFG.profile}/{{figure}}.png",
+        png=report(f"figures/{CFG.profile}/{{figure}}.png", category="Figures"),
         pdf=f"figures/{CFG.profile}/{{figure}}.pdf",
     log:
         f"{RUNS}/logs/figure/{{figure}}.log",
@@ -560,11 +563,12 @@ rule figure:
         f"{RUNS}/benchmarks/figure/{{figure}}.tsv"
     params:
         config=CONFIG_FILE,
+        runs=RUNS,
         mirror=MIRROR,
     wildcard_constraints:
         figure="figure[2-7]",
     conda:
         "envs/repro.yaml"
     shell:
-        "repro report figure {wildcards.figure} --config {params.config} --runs {RUNS} --out {output.png} "
+        "repro report figure {wildcards.figure} --config {params.config} --runs {params.runs} --out {output.png} "
         "{params.mirror} > {log} 2>&1"

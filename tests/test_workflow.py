@@ -1,8 +1,10 @@
 """The Snakemake workflow: a dry run for every shipped config, lint, and the smoke profile for real."""
 from __future__ import annotations
 
+import csv
 import json
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -68,6 +70,13 @@ def test_paper_dag_lists_every_training_run(tmp_path):
     assert len([n for n in config.experiments if n.startswith("cut-grid-")]) == 24  # the lambda/alpha/gamma grid
 
 
+def test_slurm_profile_dry_run(tmp_path):
+    result = run(["-n", "--profile", str(ROOT / "profiles/slurm"), "--directory", str(tmp_path),
+                  "--snakefile", str(ROOT / "Snakefile")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule train:" in result.stdout + result.stderr
+
+
 def test_lint_is_clean():
     result = run(["--lint"])
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout[-3000:]
@@ -102,8 +111,26 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
         manifest = json.loads((runs / f"experiments/{name}/adapter/manifest.json").read_text())
         assert manifest["steps"] == 2, name
     assert json.loads((runs / "experiments/ilf-mle-shepherd-tiny/refined.meta.json").read_text())["refined"] == 16
+    _check_tables_and_figures(work, runs)
     second = run(args, env=env)
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
+    every_rule = {line.split(":")[0].removeprefix("rule ") for line in first.stderr.splitlines()
+                  if line.startswith("rule ")}
+    defined = {line.split()[1].rstrip(":") for line in (ROOT / "Snakefile").read_text().splitlines()
+               if line.startswith("rule ")}
+    assert defined <= every_rule | {"all"}, defined - every_rule  # the smoke profile runs every rule
+
+    # a table comes back from the finished runs alone, in seconds, without rerunning anything upstream
+    table = work / "tables/smoke/table6.md"
+    table.unlink()
+    started = time.time()
+    again = run(args + ["tables/smoke/table6.md"], env=env)
+    assert again.returncode == 0 and time.time() - started < 60, again.stderr[-2000:]
+    assert [line for line in again.stderr.splitlines() if line.startswith("rule ")] == ["rule table:"]
+    assert table.is_file()
+
+    report = run(args + ["--report", str(work / "report.html")], env=env)
+    assert report.returncode == 0 and (work / "report.html").stat().st_size > 10_000, report.stderr[-2000:]
 
 
 def _check_live_loop(runs: Path, mirror: Path) -> None:
@@ -132,3 +159,31 @@ def _check_live_loop(runs: Path, mirror: Path) -> None:
     ai = json.loads((runs / "online/cut-ai-judge/iter1/judged.meta.json").read_text())
     assert ai["judge"]["kind"] == "ai_judge" and ai["judge"]["adapter_sha256"] and ai["rows"] == 6
     assert (runs / "experiments/cut-ai-judge-iter1/adapter/adapter_model.safetensors").is_file()
+
+
+def _check_tables_and_figures(work: Path, runs: Path) -> None:
+    """Every table and figure of the profile exists and holds the paper's column beside the reproduced one."""
+    from repro.report import paper
+
+    for name, published in (("table2", paper.TABLE2), ("table3", paper.TABLE3), ("table4", paper.TABLE4),
+                            ("table5", paper.TABLE5), ("table6", paper.TABLE6)):
+        for suffix in (".md", ".tex"):
+            assert (work / f"tables/smoke/{name}{suffix}").stat().st_size > 200
+        cells = list(csv.DictReader(open(work / f"tables/smoke/{name}.csv")))
+        papers = {(c["row"], c["column"]): c["paper"] for c in cells}
+        for key, values in published.items():
+            row = "/".join(key) if isinstance(key, tuple) else key
+            assert [papers[(row, col)] for col in paper.__dict__[f"{name.upper()}_COLUMNS"]] == [
+                "" if v is None else str(v) for v in values]
+    table2 = {(c["row"], c["column"]): c for c in csv.DictReader(open(work / "tables/smoke/table2.csv"))}
+    cut = table2[("llama2-chat-13b/cut", "alpaca_eval")]
+    assert cut["run"] == "cut-shepherd-tiny" and cut["reproduced"] and cut["local_judge"] == "True"
+    table3 = {(c["row"], c["column"]): c for c in csv.DictReader(open(work / "tables/smoke/table3.csv"))}
+    assert table3[("llama2-chat-13b/cut", "rougeLsum")]["generated_data"] == "True"  # labelled: generated samples
+    assert json.loads((runs / "data/summarization-train.meta.json").read_text())["generated_schema_sample"]
+    assert json.loads((runs / "data/shepherd.meta.json").read_text())["generated_schema_sample"] is None
+    for name in ("figure2", "figure3", "figure4", "figure7"):
+        for suffix in (".png", ".pdf"):
+            assert (work / f"figures/smoke/{name}{suffix}").stat().st_size > 5_000
+    tokens = list(csv.DictReader(open(work / "figures/smoke/figure2.csv")))
+    assert tokens and all(0 < float(t["p_align_n"]) < 1 and 0 < float(t["p_misalign"]) < 1 for t in tokens)

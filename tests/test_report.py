@@ -1,0 +1,119 @@
+"""Tables and figures from finished runs, beside the paper; the stored-results profile; the compute plan."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from repro.config import config_from_dict, load_config
+from repro.report import paper
+from repro.report.tables import build_table, to_csv, to_latex, to_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _scores(runs: Path, run: str, lm: dict | None = None, alpaca: float | None = None, local=True):
+    """Score files shaped like the evaluators' (repro evaluate lm-eval / alpaca-eval) outputs."""
+    folder = runs / "scores" / run
+    folder.mkdir(parents=True, exist_ok=True)
+    if lm is not None:
+        (folder / "lm_eval.json").write_text(json.dumps({"scores": lm}))
+    if alpaca is not None:
+        (folder / "alpaca_eval.json").write_text(json.dumps({"win_rate": alpaca, "local_judge": local}))
+
+
+def _config(report: dict, generated=()) -> object:
+    return config_from_dict({
+        "profile": "t", "models": {"m": {"source": "tiny"}},
+        "data": {"generated": list(generated)},
+        "experiments": {"cut-m": {"base_model": "m", "dataset": "shepherd"},
+                        "uf-m": {"base_model": "m", "dataset": "cut-ultrafeedback"}},
+        "report": report})
+
+
+def test_table2_cells_average_and_marks(tmp_path):
+    lm = {"arc_challenge": 50.0, "hellaswag": 60.0, "mmlu": 40.0, "truthfulqa_mc2": 30.0}
+    _scores(tmp_path, "base-m", lm, 20.0)
+    _scores(tmp_path, "cut-m", {**lm, "truthfulqa_mc2": 34.0}, None)  # AlpacaEval not run
+    config = _config({"table2": {"llama2-chat-13b/base": "base-m", "llama2-chat-13b/cut": "cut-m"}})
+    table = build_table("table2", config, tmp_path)
+    rows = dict(table.rows)
+    base = {c.column: c for c in rows["llama2-chat-13b/base"]}
+    assert base["avg"].reproduced == pytest.approx(45.0)  # mean of the four ranking tasks
+    assert base["avg"].paper == paper.TABLE2[("llama2-chat-13b", "base")][4]
+    assert base["arc"].diff == pytest.approx(50.0 - 58.02)
+    assert base["alpaca_eval"].local_judge and not base["arc"].local_judge
+    cut = {c.column: c for c in rows["llama2-chat-13b/cut"]}
+    assert cut["truthfulqa"].reproduced == 34.0 and cut["alpaca_eval"].reproduced is None
+    assert all(c.reproduced is None and c.paper is not None for c in rows["llama2-13b/cut"])  # not mapped
+    md = to_markdown(table)
+    assert "| llama2-chat-13b/base | 50.00 / 58.02 / -8.02 |" in md and "20.00† / 81.09 / -61.09" in md
+    cells = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert len(cells) == 12 * 6 and all(c["paper"] for c in cells)  # every cell holds the paper's value
+    assert r"50.00 (58.02)" in to_latex(table)
+
+
+def test_column_sources_and_generated_data_marks(tmp_path):
+    _scores(tmp_path, "uf-m", {"truthfulqa_mc2": 41.0}, None)
+    config = _config({"table4": {"cut": {"generalist_truthfulqa": "uf-m"}, "base": {"*": "base-m"}}},
+                     generated=["cut-ultrafeedback"])
+    rows = dict(build_table("table4", config, tmp_path).rows)
+    generalist, specialist = rows["cut"]
+    assert (generalist.reproduced, generalist.generated_data, specialist.source) == (41.0, True, None)
+    with pytest.raises(ValueError, match="unknown rows"):
+        build_table("table2", _config({"table2": {"llama2-chat-13b/nonsense": "base-m"}}), tmp_path)
+    with pytest.raises(ValueError, match="unknown columns"):
+        build_table("table4", _config({"table4": {"cut": {"arc": "base-m"}}}), tmp_path)
+
+
+def test_stored_profile_reproduces_table6_alpaca_cells_offline(tmp_path, mirror):
+    """The stored GPT-4 annotations feed Table 6 through the workflow, in seconds, with no model at all."""
+    work = tmp_path / "w"
+    (work / "config").mkdir(parents=True)
+    (work / "config/stored.yaml").write_text((ROOT / "config/stored.yaml").read_text().replace(
+        "../shared/data", str(mirror)))
+    started = time.time()
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "config/stored.yaml",
+                             "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work)],
+                            capture_output=True, text=True, cwd=work)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert time.time() - started < 60
+    cells = {(r["row"], r["column"]): r for r in csv.DictReader(open(work / "tables/stored/table6.csv"))}
+    base, cut4 = cells[("base", "alpaca_eval")], cells[("cut_online_iter4", "alpaca_eval")]
+    assert float(base["reproduced"]) == pytest.approx(81.09, abs=0.005) and float(base["paper"]) == 81.09
+    assert float(cut4["reproduced"]) == pytest.approx(91.36, abs=0.005) and float(cut4["paper"]) == 91.68
+    assert cut4["run"] == "stored:cut-13b" and cut4["local_judge"] == "False"
+    assert cells[("cut_online_iter4", "arc")]["reproduced"] == ""  # only what the artefacts hold
+
+
+def test_plan_counts_runs_gpu_hours_and_judge_cost(mirror):
+    from repro.data import DataStore
+    from repro.plan import JUDGMENT, plan
+
+    config = load_config(ROOT / "config/paper.yaml")
+    result = plan(config, "H100", DataStore(mirror=mirror))
+    rows = {r["run"]: r for section in result["sections"].values() for r in section}
+    assert rows["cut-shepherd-llama2-chat-70b"]["train_gpu_h"] > 4 * rows["cut-shepherd-llama2-chat-13b"]["train_gpu_h"]
+    gpt4 = config.judges["gpt-4"]
+    live = plan(config_from_dict({**_raw(config), "report": {"table6": {"cut_online_iter1": "live-iter1"}}}), "H100",
+                DataStore(mirror=mirror))
+    judge = live["sections"]["table6"][0]["judge_usd"]
+    per_judgment = (JUDGMENT["input_tokens"] * gpt4.usd_per_1m_input_tokens
+                    + JUDGMENT["output_tokens"] * gpt4.usd_per_1m_output_tokens) / 1e6
+    assert judge > 1000 * per_judgment  # 1000 judgments plus the AlpacaEval annotation of the run
+    a100 = plan(config, "A100", DataStore(mirror=mirror))
+    assert a100["total"]["gpu_hours"] == pytest.approx(result["total"]["gpu_hours"] * 989 / 312)
+    with pytest.raises(ValueError, match="unknown GPU"):
+        plan(config, "TPU")
+
+
+def _raw(config) -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "config/paper.yaml").read_text())
