@@ -245,6 +245,8 @@ class Config(Strict):
             for values in itertools.product(*grid.values()):
                 point = dict(zip(grid, values))
                 name = sweep + "".join(f"-{key.split('.')[-1]}{'full' if v is None else v}" for key, v in point.items())
+                if name in experiments:
+                    raise ValueError(f"sweeps.{sweep}: experiment name '{name}' is already taken")
                 training = copy.deepcopy(base.get("training") or {})
                 for key, value in point.items():
                     *path, last = key.split(".")
@@ -272,6 +274,8 @@ class Config(Strict):
                 continue  # the field validation reports it
             for k in range(1, spec.get("iterations", 1) + 1):
                 name = loop_experiment(loop, k)
+                if isinstance(experiments.get(name), dict) and experiments[name].get("loop") == loop:
+                    continue  # already expanded (a validated config validated again)
                 if name in experiments:
                     raise ValueError(f"experiments.{name}: the name is taken by iteration {k} of online loop "
                                      f"'{loop}'")

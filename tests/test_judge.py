@@ -234,3 +234,11 @@ def test_local_and_ai_judges_on_the_tiny_model(tmp_path, tiny_model_dir, tiny_ad
     # an AI judge without its adapter is refused by name
     assert main(["judge", "--config", str(config), "--judge", "ai", "--inputs", str(tmp_path / "in.jsonl"),
                  "--out", str(tmp_path / "x.jsonl"), "--model", str(tiny_model_dir)]) == 2
+
+
+def test_the_real_api_needs_a_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    config = config_from_dict({"profile": "t", "models": {}, "judges": {"gpt-4": {"kind": "openai", "model": "gpt-4"}}})
+    write_jsonl(tmp_path / "in.jsonl", _responses(1))
+    with pytest.raises(JudgeAPIError, match="set OPENAI_API_KEY"):
+        judge_file("gpt-4", config, tmp_path / "in.jsonl", tmp_path / "out.jsonl")

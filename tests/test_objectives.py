@@ -170,3 +170,27 @@ def test_dpo_pairs_from_rewards():
     assert all(p["scores"][0] > p["scores"][1] for p in pairs)
     assert {(p["chosen"], p["rejected"]) for p in pairs} == {
         ("answer 8.0", "answer 6.5"), ("answer 8.0", "answer 3.0"), ("answer 6.5", "answer 3.0")}
+
+
+def test_repro_train_objective_on_the_command_line(tmp_path, tiny_model_dir, records):
+    """`repro train --objective NAME` trains that objective (and refuses instances built for another)."""
+    import json
+
+    from repro.cli import main
+    from repro.io import write_jsonl
+
+    instances, _ = build_objective_instances(records, "forward_prediction")
+    write_jsonl(tmp_path / "fp.jsonl", instances)
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps({"profile": "t", "device": "cpu", "models": {"tiny": {"source": "tiny"}},
+                                  "training": {"batch_size": 2, "micro_batch_size": 1, "max_steps": 2,
+                                               "warmup_steps": 0, "precision": "fp32", "save_steps": 1},
+                                  "experiments": {"e": {"base_model": "tiny", "dataset": "shepherd"}}}))
+    common = ["train", "--config", str(config), "--experiment", "e", "--base-model", str(tiny_model_dir),
+              "--instances", str(tmp_path / "fp.jsonl"), "--no-progress"]
+    assert main(common + ["--out", str(tmp_path / "cut"), "--objective", "cut"]) == 2  # mle instances, cut objective
+    assert main(common + ["--out", str(tmp_path / "fp" / "adapter"), "--objective", "forward_prediction"]) == 0
+    manifest = json.loads((tmp_path / "fp/adapter/manifest.json").read_text())
+    assert manifest["training"]["objective"] == "forward_prediction" and manifest["steps"] == 2
+    log = [json.loads(line) for line in (tmp_path / "fp/train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and all(r["ul"] == 0.0 and r["loss"] > 0 for r in log)  # likelihood only

@@ -97,9 +97,10 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
     task_dir = out.with_name(out.stem + ".tasks")
     names = write_task_files(task_dir, data, shots)
     model_args = f"pretrained={model},dtype={dtype}" + (f",peft={adapter}" if adapter else "")
-    results = lm_eval.simple_evaluate(model=backend, model_args=model_args, tasks=names,
-                                      task_manager=TaskManager(include_path=str(task_dir), include_defaults=False), limit=limit,
-                                      batch_size=batch_size, device=device, log_samples=False)
+    # only our task files are indexed (lm-eval's thousands of defaults cost ~10 s; ours include theirs by path)
+    tasks = TaskManager(include_path=str(task_dir), include_defaults=False)
+    results = lm_eval.simple_evaluate(model=backend, model_args=model_args, tasks=names, task_manager=tasks,
+                                      limit=limit, batch_size=batch_size, device=device, log_samples=False)
     scores = {}
     for task, metric in METRICS.items():
         name = f"repro_{task}"

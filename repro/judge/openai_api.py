@@ -24,6 +24,8 @@ class OpenAIChatJudge:
         self.spec = spec
         self.sleep = sleep
         key = os.environ.get(spec.api_key_env, "")
+        if not key and "api.openai.com" in spec.base_url:
+            raise JudgeAPIError(f"the judge calls {spec.base_url}: set {spec.api_key_env} to your API key")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(base_url=spec.base_url.rstrip("/"), headers=headers,
                                    timeout=httpx.Timeout(spec.timeout_s, connect=min(10.0, spec.timeout_s)))
