@@ -85,8 +85,9 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
             else judge.verdict(entry["text"])
         judged.append({**row, "source_index": row.get("source_index", i), "judgment": None if positive else judgment,
                        "judgment_raw": entry["text"], "positive": positive, "parsed": parsed, "judge": name})
-        for key in totals:
-            totals[key] += entry.get(key, 0)
+    for key in set(keys):  # what the judgments cost, each paid call once
+        for field in totals:
+            totals[field] += cache.get(key).get(field, 0)
     summary = {"judge": identity, "rows": len(rows), "positives": sum(r["positive"] for r in judged),
                "negatives": sum(not r["positive"] for r in judged),
                "unparsed": sum(not r["parsed"] for r in judged), "calls_now": len(todo),
