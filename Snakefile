@@ -6,7 +6,7 @@
 import os
 
 import yaml
-from repro.config import config_from_dict
+from repro.config import config_from_dict, loop_experiment
 from repro.data.converters import DATASETS
 from repro.data.samples import DATASET_SOURCE
 from repro.report.figures import input_files as figure_input_files
@@ -38,16 +38,12 @@ def uses_generated(dataset):
     return DATASET_SOURCE.get(dataset) in CFG.data.generated
 
 
-def loop_experiments():
-    return {n: e for n, e in CFG.experiments.items() if e.loop}
-
-
 def experiment_records(experiment):
     """The records an experiment trains on: a prepared data set, a live loop's judged responses, or (ILF with
     model refinements) the records refined by the starting model."""
     exp = CFG.experiments[experiment]
     training = CFG.experiment_training(experiment)
-    if training.objective in ("ilf_mle", "ilf_dpo") and training.refinements == "model":
+    if training.needs_model_refinements:
         return f"{RUNS}/experiments/{experiment}/refined.jsonl"
     if exp.loop:
         return f"{RUNS}/online/{exp.loop}/iter{exp.iteration}/judged.jsonl"
@@ -243,7 +239,8 @@ rule refine:
 # ---------------------------------------------------------------- online loops (live): draw, generate, judge
 
 def loop_iteration(wc):
-    return CFG.experiments[f"{wc.loop}-iter{wc.k}"]
+    """The experiment that iteration k of a loop trains (model k)."""
+    return loop_experiment(wc.loop, int(wc.k))
 
 
 def draw_exclusions(wc):
@@ -275,7 +272,7 @@ rule draw_instructions:
 rule generate_online:
     input:
         prompts=f"{RUNS}/online/{{loop}}/iter{{k}}/instructions.jsonl",
-        weights=lambda wc: starting_weights(f"{wc.loop}-iter{wc.k}"),
+        weights=lambda wc: starting_weights(loop_iteration(wc)),
     output:
         f"{RUNS}/online/{{loop}}/iter{{k}}/responses.jsonl",
     log:
@@ -284,7 +281,7 @@ rule generate_online:
         f"{RUNS}/benchmarks/generate_online/{{loop}}-iter{{k}}.tsv"
     params:
         config=CONFIG_FILE,
-        model=lambda wc, input: base_model(f"{wc.loop}-iter{wc.k}", input),
+        model=lambda wc, input: base_model(loop_iteration(wc), input),
     resources:
         gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
     conda:

@@ -24,6 +24,7 @@ def _provenance(paths) -> list[dict]:
 
 def cmd_data_prepare(args) -> int:
     from repro.data import prepare
+    from repro.data.samples import generated_note
     from repro.io import write_json, write_jsonl
 
     store = _TrackingStore(_store(args))
@@ -33,8 +34,6 @@ def cmd_data_prepare(args) -> int:
         stats["dropped_by_limit"] = max(0, len(rows) - args.limit)
         rows = rows[: args.limit]
     write_jsonl(args.out, rows)
-    from repro.data.samples import generated_note
-
     meta = {"dataset": args.name, "rows": len(rows), "stats": stats, "files": _provenance(store.touched),
             "mirror": str(store.inner.mirror) if store.inner.mirror else None,
             "generated_schema_sample": generated_note(store.inner.mirror)}
@@ -118,7 +117,9 @@ def cmd_train(args) -> int:
                    checkpoints=Path(args.checkpoints) if args.checkpoints else None, device=config.device,
                    resume=args.resume, experiment=args.experiment, tensorboard=args.tensorboard,
                    progress=not args.no_progress)
-    if training.objective in ("dpo", "ilf_dpo"):
+    from repro.data.objectives import PAIR_OBJECTIVES
+
+    if training.objective in PAIR_OBJECTIVES:
         from repro.cut.dpo import train_dpo
 
         print(train_dpo(job))

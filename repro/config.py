@@ -92,6 +92,11 @@ class Training(Strict):
     save_steps: int = 1000
     downsample: float | None = 0.25  # Align-P ratio (None: keep every positive)
 
+    @property
+    def needs_model_refinements(self) -> bool:
+        """ILF with refinements the starting model writes first (`repro refine`)."""
+        return self.objective in ("ilf_mle", "ilf_dpo") and self.refinements == "model"
+
     @model_validator(mode="after")
     def _batch_divides(self):
         if self.batch_size % self.micro_batch_size:

@@ -92,7 +92,7 @@ def plan(config, gpu: str = "H100", store=None) -> dict:
             judge = config.judges[config.online.loops[exp.loop].judge]
             judge_usd = rows * (JUDGMENT["input_tokens"] * judge.usd_per_1m_input_tokens
                                 + JUDGMENT["output_tokens"] * judge.usd_per_1m_output_tokens) / 1e6
-        if training.objective in ("ilf_mle", "ilf_dpo") and training.refinements == "model":
+        if training.needs_model_refinements:
             gpu_hours += hours(2 * n * rows * 300, MFU_GENERATE)
         costs[name] = RunCost(gpu_hours, judge_usd)
     annotator = config.judges.get("gpt-4")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from repro.cut.train import TrainJob, _device, _device_name, _distributed, _git_commit, _versions, load_model
+from repro.cut.train import (TrainJob, _device, _device_name, _distributed, _git_commit, _precision, _versions,
+                             load_model)
 from repro.io import read_jsonl, sha256_file, write_json
 
 
@@ -23,7 +24,7 @@ def dpo_arguments(job: TrainJob, device: torch.device, world: int):
     from trl import DPOConfig
 
     t = job.training
-    precision = t.precision if t.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
+    compute = _precision(t, device)
     return DPOConfig(
         output_dir=str(job.checkpoints or job.out.parent / "checkpoints"), beta=t.dpo.beta, loss_type=[t.dpo.loss_type],
         per_device_train_batch_size=t.micro_batch_size,
@@ -32,7 +33,7 @@ def dpo_arguments(job: TrainJob, device: torch.device, world: int):
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm or 0.0, num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1, seed=t.seed, data_seed=t.seed, max_length=t.cutoff_len,
         save_steps=t.save_steps, save_total_limit=2, logging_steps=1, report_to=[],
-        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device.type == "cpu",
+        bf16=compute == torch.bfloat16, fp16=compute == torch.float16, use_cpu=device.type == "cpu",
         gradient_checkpointing=t.gradient_checkpointing, disable_tqdm=not job.progress, dataset_num_proc=None)
 
 

@@ -25,34 +25,39 @@ def downsample_positions(records: list[dict], ratio: float | None, seed: int = 4
     return set(random.Random(seed).sample(positives, n_keep))
 
 
-def build_instances(records: list[dict], downsample: float | None = None, seed: int = 42,
-                    source: str = "records") -> tuple[list[dict], dict]:
-    keep = downsample_positions(records, downsample, seed)
-    instances, dropped = [], 0
+def check_records(records: list[dict], source: str = "records") -> None:
+    """Every objective needs an instruction, a non-empty response and the record's source index."""
     for i, record in enumerate(records):
         for key in ("instruction", "output", "source_index"):
             if key not in record:
                 raise DataError(source, i, key, "missing")
         if not isinstance(record["output"], str) or not record["output"].strip():
             raise DataError(source, i, "output", "empty response")
-        judgment = record.get("judgment")
-        if judgment is None:
-            if keep is not None and i not in keep:
-                dropped += 1
-                continue
-            instances.append({
-                "kind": "align_p", "source_index": record["source_index"],
-                "prompt": plain_prompt(record["instruction"], record.get("input")),
-                "response": record["output"],
-            })
-        else:
-            instances.append({
-                "kind": "align_n", "source_index": record["source_index"],
-                "prompt": judgment_prompt(record["instruction"], judgment, record.get("input")),
-                "misalign_prompt": plain_prompt(record["instruction"], record.get("input")),
-                "response": record["output"], "judgment": judgment,
-                "refinement": record.get("refinement"),
-            })
+
+
+def cut_instance(record: dict, i: int, source: str) -> dict:
+    """A positive: Align-P (plain prompt). A negative: Align-N (judgment prompt) with its Misalign prompt."""
+    judgment = record.get("judgment")
+    if judgment is None:
+        return {"kind": "align_p", "source_index": record["source_index"],
+                "prompt": plain_prompt(record["instruction"], record.get("input")), "response": record["output"]}
+    return {"kind": "align_n", "source_index": record["source_index"],
+            "prompt": judgment_prompt(record["instruction"], judgment, record.get("input")),
+            "misalign_prompt": plain_prompt(record["instruction"], record.get("input")),
+            "response": record["output"], "judgment": judgment, "refinement": record.get("refinement")}
+
+
+def build_instances(records: list[dict], downsample: float | None = None, seed: int = 42,
+                    source: str = "records", make=cut_instance) -> tuple[list[dict], dict]:
+    """One instance per record (`make(record, index, source)`: CUT's by default), positives downsampled."""
+    check_records(records, source)
+    keep = downsample_positions(records, downsample, seed)
+    instances, dropped = [], 0
+    for i, record in enumerate(records):
+        if record.get("judgment") is None and keep is not None and i not in keep:
+            dropped += 1
+            continue
+        instances.append(make(record, i, source))
     n_pos = sum(1 for r in records if r.get("judgment") is None)
     stats = {"records": len(records), "positives": n_pos, "negatives": len(records) - n_pos,
              "downsample": downsample, "seed": seed, "positives_dropped_by_downsampling": dropped,

@@ -22,7 +22,7 @@ from itertools import combinations
 
 from repro.config import OBJECTIVES
 from repro.data.errors import DataError
-from repro.data.instances import build_instances, downsample_positions
+from repro.data.instances import build_instances, check_records, cut_instance
 from repro.data.templates import judgment_prompt, plain_prompt
 from repro.judge.prompts import POSITIVE_JUDGMENT, ai_judge_prompt, ai_judge_target
 
@@ -36,14 +36,14 @@ def _mle(record: dict, prompt: str, response: str, **extra) -> dict:
     return {"kind": "mle", "source_index": record["source_index"], "prompt": prompt, "response": response, **extra}
 
 
-def _hindsight(record: dict) -> dict:
+def _hindsight(record: dict, i: int, source: str) -> dict:
     j = record["judgment"]
     prompt = plain_prompt(record["instruction"], record.get("input")) if j is None else judgment_prompt(
         record["instruction"], j, record.get("input"))
     return _mle(record, prompt, record["output"])
 
 
-def _forward_prediction(record: dict) -> dict:
+def _forward_prediction(record: dict, i: int, source: str) -> dict:
     return _mle(record, plain_prompt(record["instruction"], record.get("input")), record["output"],
                 continuation_prompt=FORWARD_JOINT, continuation=record["judgment"] or POSITIVE_JUDGMENT)
 
@@ -61,7 +61,7 @@ def _ilf_mle(record: dict, i: int, source: str) -> dict:
     return _mle(record, plain_prompt(record["instruction"], record.get("input")), response)
 
 
-def _ai_judge(record: dict) -> dict:
+def _ai_judge(record: dict, i: int, source: str) -> dict:
     return _mle(record, ai_judge_prompt(record["instruction"], record.get("input"), record["output"]),
                 ai_judge_target(record["judgment"]))
 
@@ -89,6 +89,10 @@ def _reward_pairs(records: list[dict], source: str) -> list[dict]:
                           "prompt": plain_prompt(a["instruction"], a.get("input")), "chosen": chosen["output"],
                           "rejected": rejected["output"], "scores": [chosen["score"], rejected["score"]]})
     return pairs
+
+
+INSTANCE_BUILDERS = {"cut": cut_instance, "hindsight": _hindsight, "forward_prediction": _forward_prediction,
+                     "ilf_mle": _ilf_mle, "ai_judge": _ai_judge}
 
 
 def first_instructions(records: list[dict], n: int) -> list[dict]:
@@ -119,32 +123,13 @@ def build_objective_instances(records: list[dict], objective: str = "cut", downs
         records = [r for i, r in enumerate(records) if i not in drop]
     extra = {"objective": objective, "empty_responses_skipped": len(empty) if skip_empty else 0,
              "instructions": instructions}
-    if objective == "cut":
-        instances, stats = build_instances(records, downsample, seed, source)
-        return instances, {**stats, **extra}
-    for i, record in enumerate(records):
-        for key in ("instruction", "output", "source_index"):
-            if key not in record:
-                raise DataError(source, i, key, "missing")
-        if not record["output"].strip():
-            raise DataError(source, i, "output", "empty response")
     if objective in PAIR_OBJECTIVES:
+        check_records(records, source)
         instances = _ilf_pairs(records, source) if objective == "ilf_dpo" else _reward_pairs(records, source)
-        stats = {"records": len(records), "pairs": len(instances)}
-    else:
-        keep = None if objective == "ai_judge" else downsample_positions(records, downsample, seed)
-        instances, dropped = [], 0
-        for i, record in enumerate(records):
-            if keep is not None and record["judgment"] is None and i not in keep:
-                dropped += 1
-                continue
-            instances.append(_hindsight(record) if objective == "hindsight" else
-                             _forward_prediction(record) if objective == "forward_prediction" else
-                             _ilf_mle(record, i, source) if objective == "ilf_mle" else _ai_judge(record))
-        n_pos = sum(r["judgment"] is None for r in records)
-        stats = {"records": len(records), "positives": n_pos, "negatives": len(records) - n_pos,
-                 "downsample": None if objective == "ai_judge" else downsample, "seed": seed,
-                 "positives_dropped_by_downsampling": dropped}
+        stats = {"records": len(records), "pairs": len(instances), "instances": len(instances)}
+    else:  # an AI judge learns from every judgment: no downsampling
+        ratio = None if objective == "ai_judge" else downsample
+        instances, stats = build_instances(records, ratio, seed, source, INSTANCE_BUILDERS[objective])
     if not instances:
         raise ValueError(f"{source}: no training instances for objective '{objective}'")
-    return instances, {**stats, **extra, "instances": len(instances)}
+    return instances, {**stats, **extra}

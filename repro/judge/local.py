@@ -6,7 +6,7 @@ from pathlib import Path
 from repro.generate.backends import generate_texts, make_backend
 from repro.generate.spec import Decoding, GenerationSpec
 from repro.io import sha256_file
-from repro.judge.prompts import ai_judge_prompt, annotation_messages, annotation_text, read_ai_judge
+from repro.judge.prompts import ai_judge_prompt, annotation_messages, annotation_text, is_positive, read_ai_judge
 
 
 class LocalModelJudge:
@@ -45,6 +45,4 @@ class LocalModelJudge:
     def verdict(self, text: str) -> tuple[bool, str, bool]:
         if self.spec.kind == "ai_judge":
             return read_ai_judge(text)
-        from repro.judge.prompts import is_positive
-
         return is_positive(text), text.strip(), True

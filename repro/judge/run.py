@@ -75,7 +75,7 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
         for start in range(0, len(todo), LOCAL_CHUNK):
             chunk = todo[start:start + LOCAL_CHUNK]
             for i, text in zip(chunk, judge.complete_many([prompts[i] for i in chunk])):
-                record(i, {"text": text, "model": judge.identity()["model"], "attempts": 1, "prompt_tokens": 0,
+                record(i, {"text": text, "model": identity["model"], "attempts": 1, "prompt_tokens": 0,
                            "completion_tokens": 0, "usd": 0.0})
 
     judged, totals = [], {"prompt_tokens": 0, "completion_tokens": 0, "usd": 0.0}

@@ -48,9 +48,6 @@ class Table:
     columns: tuple
     rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
 
-    def inputs(self) -> list[str]:
-        return sorted({c.source for _, cells in self.rows for c in cells if c.source})
-
 
 def row_key(key) -> str:
     return "/".join(key) if isinstance(key, tuple) else key
