@@ -348,10 +348,11 @@ rule build_model:
         f"{RUNS}/benchmarks/build_model/{{model}}.tsv"
     params:
         source=lambda wc: CFG.models[wc.model].source,
+        mirror=MIRROR,
     conda:
         "envs/repro.yaml"
     shell:
-        "repro model build {params.source} {output} > {log} 2>&1"
+        "repro model build {params.source} {output} {params.mirror} > {log} 2>&1"
 
 
 rule train:
@@ -367,13 +368,14 @@ rule train:
     params:
         config=CONFIG_FILE,
         base=lambda wc, input: base_model(wc.experiment, input),
+        mirror=MIRROR,
     resources:
         gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
     conda:
         "envs/repro.yaml"
     shell:
         "repro train --config {params.config} --experiment {wildcards.experiment} --base-model {params.base} "
-        "--instances {input.instances} --out {output} --resume --no-progress > {log} 2>&1"
+        "--instances {input.instances} --out {output} --resume --no-progress {params.mirror} > {log} 2>&1"
 
 
 rule merge:

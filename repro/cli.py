@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 
 
-def _store(args):
+def _store(args, config=None):
+    """The data store: project-generated schema samples if asked for, else a mirror (REPRO_DATA_MIRROR, then
+    --mirror, then the config's data.mirror), else the download cache."""
     from repro.data import DataStore
 
     if getattr(args, "generated_samples", None):  # project-generated schema samples win over any mirror
         return DataStore(mirror=args.generated_samples)
-    return DataStore.from_env(mirror=getattr(args, "mirror", None))
+    return DataStore.from_env(mirror=getattr(args, "mirror", None) or (config.data.mirror if config else None))
 
 
 def _provenance(paths) -> list[dict]:
@@ -65,6 +67,33 @@ def cmd_data_instances(args) -> int:
     return 0
 
 
+def cmd_data_tokenize(args) -> int:
+    from repro.config import load_config
+    from repro.cut.collate import encode_instances, tokenized_row
+    from repro.data.experiment import experiment_instances, experiment_tokenizer
+    from repro.data.objectives import PAIR_OBJECTIVES
+    from repro.io import read_jsonl, write_json, write_jsonl
+
+    config = load_config(args.config)
+    training = config.experiment_training(args.experiment)
+    if training.objective in PAIR_OBJECTIVES:
+        raise ValueError(f"experiment '{args.experiment}' trains {training.objective} on preference pairs, which "
+                         "TRL's DPOTrainer tokenises itself")
+    store = _store(args, config)
+    if args.instances:
+        instances, source = read_jsonl(args.instances), args.instances
+    else:
+        instances, _ = experiment_instances(config, args.experiment, store)
+        source = f"experiment {args.experiment}"
+    tokenizer = experiment_tokenizer(config, args.experiment, store, args.runs or f"runs/{config.profile}")
+    encoded = encode_instances(tokenizer, instances, training.cutoff_len, source, training.long_responses)
+    write_jsonl(args.out, [tokenized_row(e) for e in encoded.examples])
+    stats = {"experiment": args.experiment, "instances_from": source, **encoded.stats()}
+    write_json(_meta_path(args.out), stats)
+    print(json.dumps({k: v for k, v in stats.items() if k != "dropped_positions"}), file=sys.stderr)
+    return 0
+
+
 def cmd_data_samples(args) -> int:
     from repro.data.samples import write_schema_samples
 
@@ -98,7 +127,7 @@ def cmd_tiny_model(args) -> int:
 def cmd_model_build(args) -> int:
     from repro.models import build_model
 
-    print(build_model(args.source, args.out_dir))
+    print(build_model(args.source, args.out_dir, _store(args)))
     return 0
 
 
@@ -113,10 +142,11 @@ def cmd_train(args) -> int:
     runs = Path(args.runs or f"runs/{config.profile}")
     instances = Path(args.instances or runs / "experiments" / args.experiment / "instances.jsonl")
     base = args.base_model or config.base_model_path(args.experiment, runs)
+    tokenizer = config.models[config.experiments[args.experiment].base_model].tokenizer
     job = TrainJob(base_model=base, instances=instances, out=Path(args.out), training=training,
                    checkpoints=Path(args.checkpoints) if args.checkpoints else None, device=config.device,
                    resume=args.resume, experiment=args.experiment, tensorboard=args.tensorboard,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, tokenizer=tokenizer, mirror=args.mirror or config.data.mirror)
     from repro.data.objectives import PAIR_OBJECTIVES
 
     if training.objective in PAIR_OBJECTIVES:
@@ -364,6 +394,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-empty", action="store_true", help="leave out (and count) records with an empty response")
     p.add_argument("--instructions", type=int, help="keep the records of the first N distinct instructions")
     p.set_defaults(func=cmd_data_instances)
+    p = data_sub.add_parser("tokenize", help="write exactly what the trainer sees of an experiment's instances: "
+                            "ids and labels (Hugging Face convention, not shifted) per instance")
+    p.add_argument("--config", required=True)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--out", required=True, help="JSONL: {source_index, kind, input_ids, labels, misalign_input_ids, "
+                   "misalign_labels}; a .meta.json beside it counts truncations and over-long responses")
+    p.add_argument("--instances", help="tokenise this instances file instead of building the experiment's")
+    p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
+    p.add_argument("--mirror")
+    p.set_defaults(func=cmd_data_tokenize)
     p = data_sub.add_parser("sources", help="list the data sources and data sets")
     p.set_defaults(func=cmd_data_sources)
 
@@ -383,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", help="checkpoint folder (default: beside --out)")
     p.add_argument("--tensorboard", action="store_true")
     p.add_argument("--objective", help="override the experiment's training objective (the instances must match)")
+    p.add_argument("--mirror", help="data mirror for the config's tokenizer source (REPRO_DATA_MIRROR wins)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -486,10 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_evaluate_lm_eval)
 
-    p = sub.add_parser("model", help="build a local model folder (tiny, smollm2-gguf)")
+    p = sub.add_parser("model", help="build a local model folder (tiny, tiny-llama2, smollm2-gguf)")
     p.add_argument("action", choices=["build"])
-    p.add_argument("source", choices=["tiny", "smollm2-gguf"])
+    p.add_argument("source", choices=["tiny", "tiny-llama2", "smollm2-gguf"])
     p.add_argument("out_dir")
+    p.add_argument("--mirror", help="data mirror (tiny-llama2 reads the LLaMA-2 tokenizer from it)")
     p.set_defaults(func=cmd_model_build)
 
     p = sub.add_parser("report", help="rebuild a table or figure of the paper from finished runs")

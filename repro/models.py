@@ -51,11 +51,16 @@ def build_smollm2(out_dir: str | Path) -> Path:
     return out
 
 
-def build_model(source: str, out_dir: str | Path) -> Path:
+def build_model(source: str, out_dir: str | Path, store=None) -> Path:
     if source == "tiny":
         from repro.tiny import build_tiny_model
 
         return build_tiny_model(out_dir)
+    if source == "tiny-llama2":
+        from repro.data import DataStore
+        from repro.tiny import build_tiny_llama2
+
+        return build_tiny_llama2(out_dir, store or DataStore.from_env())
     if source == "smollm2-gguf":
         return build_smollm2(out_dir)
     raise ValueError(f"no local builder for model source '{source}' (hub models are downloaded by transformers)")

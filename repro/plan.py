@@ -14,7 +14,7 @@ from dataclasses import dataclass
 GPUS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12}  # dense bf16 peak FLOP/s
 MFU_TRAIN, MFU_SCORE, MFU_GENERATE = 0.35, 0.35, 0.05
 CHARS_PER_TOKEN = 3.8  # Llama-2 tokenizer on English prose, roughly
-PARAMS_B = {"tiny": 0.0005, "smollm2": 0.135}
+PARAMS_B = {"tiny": 0.0005, "tiny-llama2": 0.009, "smollm2": 0.135}
 ALPACA_EVAL = {"prompts": 805, "new_tokens": 350}  # LLaMA2-chat answers average ~1300 characters
 LM_EVAL_TOKENS = {"arc_challenge": 1172 * 4 * 900, "hellaswag": 10042 * 4 * 900, "mmlu": 14042 * 4 * 700,
                   "truthfulqa_mc2": 817 * 8 * 120}  # items x choices x context tokens at the paper's shots
@@ -34,8 +34,8 @@ class RunCost:
 
 def params_billion(config, model: str) -> float:
     spec = config.models[model]
-    if spec.source == "tiny":
-        return PARAMS_B["tiny"]
+    if spec.source in ("tiny", "tiny-llama2"):
+        return PARAMS_B[spec.source]
     if spec.source == "smollm2-gguf":
         return PARAMS_B["smollm2"]
     match = re.search(r"(\d+(?:\.\d+)?)[bB]", spec.path or model)
@@ -130,7 +130,7 @@ def plan(config, gpu: str = "H100", store=None) -> dict:
 
 def _sources(mapping: dict) -> set[str]:
     found = set()
-    for value in mapping.values():
+    for value in (v for item in mapping.values() for v in (item if isinstance(item, list) else [item])):
         if isinstance(value, str):
             found.add(value)
         elif isinstance(value, dict):

@@ -22,13 +22,39 @@ _CORPUS = [
 ]
 
 
-def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 512, layers: int = 2) -> Path:
+def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 512, layers: int = 2,
+                     tokenizer=None) -> Path:
+    """`tokenizer`: use this one (and its vocabulary) instead of training a small BPE: `tiny-llama2` is the tiny
+    model with the real LLaMA-2 tokenizer, so a rehearsal sees the paper's exact tokens and lengths."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     out = Path(out_dir)
+    tokenizer = tokenizer or _tiny_tokenizer(vocab_size)
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=layers,
+        num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = 0
     out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(out)
+    model.save_pretrained(out)
+    return out
+
+
+def build_tiny_llama2(out_dir: str | Path, store, seed: int = 0) -> Path:
+    from repro.tokenizer import load_tokenizer
+
+    return build_tiny_model(out_dir, seed=seed, tokenizer=load_tokenizer("llama-2-tokenizer", store))
+
+
+def _tiny_tokenizer(vocab_size: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -40,15 +66,4 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 512, 
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                         unk_token="<unk>", pad_token="<unk>")
     tokenizer.model_max_length = 4096
-    tokenizer.save_pretrained(out)
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=layers,
-        num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=4096,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config)
-    model.generation_config.pad_token_id = 0
-    model.save_pretrained(out)
-    return out
+    return tokenizer

@@ -56,7 +56,7 @@ def naive_mean_nll(model, tokenizer, context: str, pieces: list[tuple[str, bool]
 
 
 def _training_loss(model, tokenizer, instances: list[dict]) -> list[float]:
-    examples = encode_instances(tokenizer, instances, cutoff=2048)
+    examples = encode_instances(tokenizer, instances, cutoff=2048).examples
     batch = collate(examples, pad_id=0)
     with torch.no_grad():
         out = forward_cut(model, batch, Training(), torch.autocast("cpu", enabled=False))

@@ -62,7 +62,7 @@ def test_cut_detects_and_pushes_down_flagged_tokens_on_smollm2(smollm2_dir, stor
     rows, _ = prepare("shepherd", store)
     instances, _ = build_instances([r for r in rows if len(r["output"]) < 250][:4])
     tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    examples = encode_instances(tokenizer, instances, 2048)
+    examples = encode_instances(tokenizer, instances, 2048).examples
     cut = _run(smollm2_dir, examples, tokenizer.pad_token_id, alpha=1.0)
     control = _run(smollm2_dir, examples, tokenizer.pad_token_id, alpha=0.0)
     print(f"\nCUT {cut}\nalpha=0 control {control}")

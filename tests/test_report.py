@@ -60,6 +60,45 @@ def test_table2_cells_average_and_marks(tmp_path):
     assert r"50.00 (58.02)" in to_latex(table)
 
 
+def test_a_row_with_several_runs_labels_each_with_its_gamma(tmp_path):
+    """The paper's headline CUT rows both ways: the released gamma 0 and the paper's gamma > 0, one row each,
+    both against the published numbers; every cell from a CUT run carries its gamma."""
+    lm = {"arc_challenge": 50.0, "hellaswag": 60.0, "mmlu": 40.0, "truthfulqa_mc2": 30.0}
+    _scores(tmp_path, "cut-m", lm)
+    _scores(tmp_path, "cut-m-dynamic", {**lm, "truthfulqa_mc2": 35.0})
+    config = config_from_dict({
+        "profile": "t", "models": {"m": {"source": "tiny"}},
+        "experiments": {"cut-m": {"base_model": "m", "dataset": "shepherd"},
+                        "cut-m-dynamic": {"base_model": "m", "dataset": "shepherd", "training": {"cut": {"gamma": 1}}},
+                        "hs-m": {"base_model": "m", "dataset": "shepherd", "training": {"objective": "hindsight"}}},
+        "report": {"table2": {"llama2-chat-13b/cut": ["cut-m", "cut-m-dynamic"], "llama2-chat-13b/hindsight": "hs-m"}}})
+    table = build_table("table2", config, tmp_path)
+    rows = dict(table.rows)
+    released, dynamic = rows["llama2-chat-13b/cut (γ=0, released)"], rows["llama2-chat-13b/cut (γ=1)"]
+    assert {c.column: c.reproduced for c in released}["truthfulqa"] == 30.0
+    assert {c.column: c.reproduced for c in dynamic}["truthfulqa"] == 35.0
+    assert all(c.paper == d.paper for c, d in zip(released, dynamic))  # both against the published row
+    assert {c.gamma for c in released} == {0.0} and {c.gamma for c in dynamic} == {1.0}
+    assert {c.gamma for c in rows["llama2-chat-13b/hindsight"]} == {None}  # not a CUT run
+    assert len(table.rows) == 13
+    md = to_markdown(table)
+    assert "35.00 / 52.58 / -17.58 (γ 1)" in md and "30.00 / 52.58 / -22.58 (γ 0)" in md
+    gammas = {(r["row"], r["column"]): r["gamma"] for r in csv.DictReader(io.StringIO(to_csv(table)))}
+    assert gammas[("llama2-chat-13b/cut (γ=1)", "arc")] == "1.0"
+    assert gammas[("llama2-chat-13b/hindsight", "arc")] == ""
+
+
+def test_paper_profile_fills_the_headline_cut_rows_both_ways():
+    config = load_config(ROOT / "config/paper.yaml")
+    for table, row in (("table2", "llama2-13b/cut"), ("table2", "llama2-chat-13b/cut"), ("table5", "gemma-7b-it/cut"),
+                       ("table6", "cut_offline"), ("table6", "cut_online_iter3")):
+        runs = config.report[table][row]
+        gammas = [config.experiment_training(r).cut.gamma for r in runs]
+        assert gammas[0] == 0 and gammas[1] > 0, (table, row)
+    chain = [config.experiments[f"cut-online-dynamic-iter{k}"].init_from for k in range(1, 6)]
+    assert chain == [None] + [f"cut-online-dynamic-iter{k}" for k in range(1, 5)]
+
+
 def test_column_sources_and_generated_data_marks(tmp_path):
     _scores(tmp_path, "uf-m", {"truthfulqa_mc2": 41.0}, None)
     config = _config({"table4": {"cut": {"generalist_truthfulqa": "uf-m"}, "base": {"*": "base-m"}}},

@@ -1,9 +1,13 @@
-"""Tokenisation and batching of CUT instances (released rules, PAPER.md 1.7.8).
+"""Tokenisation and batching of training instances (the released rules, docs/fidelity.md).
 
 Each sequence is ``prompt + response`` tokenised as one text, truncated from the left to ``cutoff`` tokens so the
-response stays whole, with EOS appended; the first ``len(tokenize(prompt)) - n_truncated`` tokens are masked.
-An Align-N instance also gets its Misalign sequence (plain prompt, same response); the response tokens of the
-two must be identical. Positives get no Misalign row at all (the released code ran an all-padding one).
+response stays whole, then EOS is appended (so a truncated sequence holds cutoff + 1 tokens, as released); the
+first ``len(tokenize(prompt)) - n_truncated`` tokens are masked. A response that alone fills the cutoff leaves
+no prompt token: the released code keeps such an example with nothing masked (``long_responses: keep``; its
+Align-N and Misalign rows are then identical, so Eq. 5 flags nothing and it trains as likelihood on the truncated
+response), ``long_responses: drop`` leaves it out; either way it is counted. An Align-N instance also gets its
+Misalign sequence (plain prompt, same response); the response tokens of the two must be identical. Positives get
+no Misalign row at all (the released code ran an all-padding one).
 Targets are aligned for the loss: ``targets[:, t]`` is the token that position t predicts.
 """
 from __future__ import annotations
@@ -20,6 +24,13 @@ class Sequence:
     ids: list[int]
     n_masked: int  # leading tokens that are prompt (no loss)
     weights: list[float] | None = None  # per token after the prompt (0 = no loss); None: the mean over them
+    truncated: int = 0  # tokens cut from the left to fit the cutoff
+    overlong: bool = False  # the response alone filled the cutoff: no prompt token is left, nothing is masked
+
+    def labels(self) -> list[int]:
+        """Hugging Face labels: as long as the ids, IGNORE where nothing is trained, not shifted."""
+        weights = self.weights or [1.0] * (len(self.ids) - self.n_masked)
+        return [IGNORE] * self.n_masked + [t if w else IGNORE for t, w in zip(self.ids[self.n_masked:], weights)]
 
 
 @dataclass
@@ -27,10 +38,40 @@ class Example:
     source_index: int
     first: Sequence  # Align-P (plain prompt) or Align-N (judgment prompt)
     misalign: Sequence | None  # negatives only
+    kind: str = ""
 
     @property
     def negative(self) -> bool:
         return self.misalign is not None
+
+    @property
+    def sequences(self) -> list[Sequence]:
+        return [self.first] + ([self.misalign] if self.misalign is not None else [])
+
+    @property
+    def overlong(self) -> bool:
+        return any(s.overlong for s in self.sequences)
+
+
+@dataclass
+class EncodedSet:
+    """The examples a trainer sees, and what tokenisation did to the instances on the way."""
+    examples: list[Example]
+    instances: int
+    dropped: list[int]  # instance positions left out (over-long responses under long_responses: drop)
+    long_responses: str = "keep"
+    cutoff: int = 0
+
+    def stats(self) -> dict:
+        seqs = [s for e in self.examples for s in e.sequences]
+        return {"instances": self.instances, "examples": len(self.examples), "cutoff_len": self.cutoff,
+                "long_responses": self.long_responses,
+                "overlong_kept_truncated": sum(e.overlong for e in self.examples),
+                "overlong_dropped": len(self.dropped), "dropped_positions": self.dropped,
+                "prompt_truncated": sum(any(s.truncated for s in e.sequences) and not e.overlong
+                                        for e in self.examples),
+                "max_tokens": max((len(s.ids) for s in seqs), default=0),
+                "tokens": sum(len(s.ids) for s in seqs)}
 
 
 @dataclass
@@ -53,33 +94,33 @@ class CutBatch:
         return int(self.attention_mask.sum())
 
 
-def encode(tokenizer, prompt: str, response: str, cutoff: int, where: str = "") -> Sequence:
+def encode(tokenizer, prompt: str, response: str, cutoff: int) -> Sequence:
     full = tokenizer(prompt + response)["input_ids"]
     n_prompt = len(tokenizer(prompt)["input_ids"])
     n_truncated = max(0, len(full) - cutoff)
-    if n_prompt - n_truncated <= 0:
-        raise ValueError(f"{where}: the response ({len(full) - n_prompt} tokens) does not fit in cutoff_len "
-                         f"{cutoff} after at least one prompt token; raise cutoff_len or remove the example")
-    full = full[n_truncated:]
+    ids = full[n_truncated:]
     eos = tokenizer.eos_token_id
-    if not full or full[-1] != eos:
-        full = full + [eos]
-    return Sequence(full, n_prompt - n_truncated)
+    if not ids or ids[-1] != eos:
+        ids = ids + [eos]
+    return Sequence(ids, max(0, n_prompt - n_truncated), truncated=n_truncated, overlong=n_prompt <= n_truncated)
 
 
 def encode_two_targets(tokenizer, instance: dict, cutoff: int, where: str) -> Sequence:
     """Forward Prediction (Eq. 1): prompt, response, a context joint, then the judgment; each target's tokens
-    weigh 1/its length, so the loss is the sum of the two means. Boundaries come from tokenising the prefixes."""
+    weigh 1/its length, so the loss is the sum of the two means. Boundaries come from tokenising the prefixes.
+    When truncation reaches into the response, its mean runs over the tokens that are left."""
     prompt, joint = instance["prompt"], instance["continuation_prompt"]
-    whole = encode(tokenizer, prompt, instance["response"] + joint + instance["continuation"], cutoff, where)
+    whole = encode(tokenizer, prompt, instance["response"] + joint + instance["continuation"], cutoff)
     n_prompt = len(tokenizer(prompt)["input_ids"])
     n_response = len(tokenizer(prompt + instance["response"])["input_ids"]) - n_prompt
     n_joint = len(tokenizer(prompt + instance["response"] + joint)["input_ids"]) - n_prompt - n_response
-    n_judgment = len(whole.ids) - whole.n_masked - n_response - n_joint
-    if n_response <= 0 or n_judgment <= 0:
-        raise ValueError(f"{where}: the response and the continuation each need at least one token")
-    weights = [1 / n_response] * n_response + [0.0] * n_joint + [1 / n_judgment] * n_judgment
-    return Sequence(whole.ids, whole.n_masked, weights)
+    n_judgment = len(whole.ids) + whole.truncated - n_prompt - n_response - n_joint
+    n_response_left = n_response - max(0, whole.truncated - n_prompt)
+    if n_response_left <= 0 or n_judgment <= 0:
+        raise ValueError(f"{where}: the response and the continuation each need at least one token after "
+                         f"truncation to cutoff_len {cutoff}")
+    whole.weights = [1 / n_response_left] * n_response_left + [0.0] * n_joint + [1 / n_judgment] * n_judgment
+    return whole
 
 
 def encode_instance(tokenizer, instance: dict, cutoff: int, where: str) -> Example:
@@ -87,28 +128,48 @@ def encode_instance(tokenizer, instance: dict, cutoff: int, where: str) -> Examp
     if kind not in ("align_p", "align_n", "mle"):
         raise ValueError(f"{where}: field 'kind' must be 'align_p', 'align_n' or 'mle', got {kind!r} (preference "
                          "pairs train with a DPO objective)")
+    source_index = int(instance["source_index"])
     if kind == "mle" and instance.get("continuation") is not None:
-        return Example(int(instance["source_index"]), encode_two_targets(tokenizer, instance, cutoff, where), None)
-    first = encode(tokenizer, instance["prompt"], instance["response"], cutoff, where)
+        return Example(source_index, encode_two_targets(tokenizer, instance, cutoff, where), None, kind)
+    first = encode(tokenizer, instance["prompt"], instance["response"], cutoff)
     misalign = None
     if kind == "align_n":
-        misalign = encode(tokenizer, instance["misalign_prompt"], instance["response"], cutoff, where)
+        misalign = encode(tokenizer, instance["misalign_prompt"], instance["response"], cutoff)
         if first.ids[first.n_masked:] != misalign.ids[misalign.n_masked:]:
             raise ValueError(f"{where}: the response tokenises differently after the judgment prompt and after the "
                              "plain prompt, so Align-N and Misalign tokens cannot be paired")
-    return Example(int(instance["source_index"]), first, misalign)
+    return Example(source_index, first, misalign, kind)
 
 
-def encode_instances(tokenizer, instances: list[dict], cutoff: int, source: str = "instances") -> list[Example]:
+def encode_instances(tokenizer, instances: list[dict], cutoff: int, source: str = "instances",
+                     long_responses: str = "keep") -> EncodedSet:
+    if long_responses not in ("keep", "drop"):
+        raise ValueError(f"long_responses must be 'keep' or 'drop', got {long_responses!r}")
     if not instances:
         raise ValueError(f"{source}: no training instances")
-    return [encode_instance(tokenizer, inst, cutoff, f"{source}, record {i}") for i, inst in enumerate(instances)]
+    examples, dropped = [], []
+    for i, instance in enumerate(instances):
+        example = encode_instance(tokenizer, instance, cutoff, f"{source}, record {i}")
+        if example.overlong and long_responses == "drop":
+            dropped.append(i)
+        else:
+            examples.append(example)
+    if not examples:
+        raise ValueError(f"{source}: every one of the {len(instances)} instances has a response that fills "
+                         f"cutoff_len {cutoff} and long_responses is 'drop': nothing left to train on")
+    return EncodedSet(examples, len(instances), dropped, long_responses, cutoff)
+
+
+def tokenized_row(example: Example) -> dict:
+    """What the trainer sees of one instance, as `repro data tokenize` writes it."""
+    mis = example.misalign
+    return {"source_index": example.source_index, "kind": example.kind, "input_ids": example.first.ids,
+            "labels": example.first.labels(), "misalign_input_ids": mis.ids if mis else None,
+            "misalign_labels": mis.labels() if mis else None}
 
 
 def _targets(seq: Sequence, length: int) -> list[int]:
-    weights = seq.weights or [1.0] * (len(seq.ids) - seq.n_masked)
-    labels = [IGNORE] * seq.n_masked + [t if w else IGNORE for t, w in zip(seq.ids[seq.n_masked:], weights)]
-    shifted = labels[1:] + [IGNORE]  # position t predicts token t + 1
+    shifted = seq.labels()[1:] + [IGNORE]  # position t predicts token t + 1
     return shifted + [IGNORE] * (length - len(shifted))
 
 

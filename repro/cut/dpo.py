@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from repro.cut.train import (TrainJob, _device, _device_name, _distributed, _git_commit, _precision, _versions,
-                             load_model)
+                             load_model, training_tokenizer)
 from repro.io import read_jsonl, sha256_file, write_json
 
 
@@ -62,13 +62,11 @@ def read_pairs(path: Path) -> list[dict]:
 
 
 def train_dpo(job: TrainJob) -> Path:
-    from transformers import AutoTokenizer
-
     rank, world = _distributed()
     device = _device(job.device, rank)
     started = time.time()
     pairs = read_pairs(job.instances)
-    tokenizer = AutoTokenizer.from_pretrained(job.base_model)
+    tokenizer = training_tokenizer(job)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = load_model(job.base_model, job.training, device)

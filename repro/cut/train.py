@@ -28,6 +28,7 @@ import torch
 from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances
 from repro.cut.loss import CutLossOutput, cut_loss
+from repro.cut.order import global_batch
 from repro.io import read_jsonl, sha256_file, write_json
 from repro.models import torch_dtype
 
@@ -47,6 +48,8 @@ class TrainJob:
     experiment: str = ""
     tensorboard: bool = False
     progress: bool = True
+    tokenizer: str | None = None  # a tokenizer source (config `models.<m>.tokenizer`); None: the base model's own
+    mirror: str | None = None  # data mirror the tokenizer source is read from (REPRO_DATA_MIRROR wins)
 
 
 # ------------------------------------------------------------------------------------------------- setup
@@ -77,7 +80,8 @@ def load_model(base_model: str, training: Training, device: torch.device):
     if not (Path(base_model).is_dir() or "/" in base_model):
         raise FileNotFoundError(f"base model '{base_model}' is neither a local folder nor a hub id")
     compute = _precision(training, device)
-    kwargs: dict = {"dtype": torch.float32 if training.finetune == "full" else compute}
+    weights = compute if training.weights_dtype == "auto" else torch_dtype(training.weights_dtype, device.type)
+    kwargs: dict = {"dtype": torch.float32 if training.finetune == "full" else weights}
     if training.load_in_8bit or training.load_in_4bit:
         if device.type != "cuda":
             raise RuntimeError("8-bit / 4-bit base weights need CUDA and bitsandbytes; set load_in_8bit: false on CPU")
@@ -158,13 +162,6 @@ def plan_steps(n_examples: int, training: Training) -> tuple[int, int]:
     return steps_per_epoch, total
 
 
-def global_batch(step: int, n_examples: int, training: Training, steps_per_epoch: int) -> list[int]:
-    """Example indices of one optimiser step: a seeded permutation per epoch, cut into global batches."""
-    epoch, k = divmod(step, steps_per_epoch)
-    order = torch.randperm(n_examples, generator=torch.Generator().manual_seed(training.seed + epoch)).tolist()
-    return order[k * training.batch_size:(k + 1) * training.batch_size]
-
-
 def _all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
     for p in params:
         if p.grad is None:
@@ -215,7 +212,19 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
 
 def _fingerprint(job: TrainJob, n_examples: int) -> dict:
     return {"training": job.training.model_dump(), "base_model": str(job.base_model), "examples": n_examples,
-            "instances_sha256": sha256_file(job.instances)}
+            "instances_sha256": sha256_file(job.instances), "tokenizer": job.tokenizer}
+
+
+def training_tokenizer(job: TrainJob):
+    """The config's tokenizer source when the model names one (the tokens preflight checked), else the base
+    model's own."""
+    from repro.tokenizer import load_tokenizer
+
+    if job.tokenizer is None:
+        return load_tokenizer(job.base_model)
+    from repro.data import DataStore
+
+    return load_tokenizer(job.tokenizer, DataStore.from_env(mirror=job.mirror))
 
 
 def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, fingerprint: dict) -> None:
@@ -277,7 +286,7 @@ def _git_commit() -> str | None:
 
 
 def train(job: TrainJob) -> Path:
-    from transformers import AutoTokenizer, get_scheduler
+    from transformers import get_scheduler
 
     rank, world = _distributed()
     device = _device(job.device, rank)
@@ -285,11 +294,12 @@ def train(job: TrainJob) -> Path:
     _seed_everything(training.seed)
     started = time.time()
 
-    tokenizer = AutoTokenizer.from_pretrained(job.base_model)
+    tokenizer = training_tokenizer(job)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     instances = read_jsonl(job.instances)
     check_objective(instances, training.objective, job.instances)
-    examples = encode_instances(tokenizer, instances, training.cutoff_len, str(job.instances))
+    encoded = encode_instances(tokenizer, instances, training.cutoff_len, str(job.instances), training.long_responses)
+    examples = encoded.examples
     model = load_model(job.base_model, training, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=training.learning_rate, betas=ADAM_BETAS, eps=ADAM_EPS,
@@ -337,6 +347,8 @@ def train(job: TrainJob) -> Path:
             "experiment": job.experiment, "base_model": str(job.base_model), "training": training.model_dump(),
             "instances": {"path": str(job.instances), "sha256": fingerprint["instances_sha256"],
                           "examples": len(examples), "negatives": sum(e.negative for e in examples)},
+            "tokenization": {"tokenizer": job.tokenizer or str(job.base_model),
+                             **{k: v for k, v in encoded.stats().items() if k != "tokens"}},
             "steps": total, "resumed_from_step": start, "world_size": world, "device": _device_name(device),
             "versions": _versions(), "git_commit": _git_commit(), "wall_time_s": time.time() - started,
             "train_log": str(log_path),

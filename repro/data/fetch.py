@@ -14,6 +14,7 @@ import shutil
 import tarfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -63,8 +64,9 @@ class DataStore:
         if self.mirror is not None:
             local = self.mirror / entry.path
             if not local.is_file():
+                expected = f" (expected sha256 {entry.sha256})" if entry.sha256 else ""
                 raise DataError(local, None, None, f"data source '{source_name}' is not in the mirror {self.mirror}"
-                                + (f" ({source(source_name).note})" if source(source_name).note else ""))
+                                + expected + (f" ({source(source_name).note})" if source(source_name).note else ""))
             _verify(local, entry.sha256)
             return local
         cached = self.cache / entry.path
@@ -116,7 +118,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: flo
     digest = hashlib.sha256()
     with atomic_path(dest) as tmp:
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            with urllib.request.urlopen(_request(url), timeout=timeout) as response, open(tmp, "wb") as out:
                 expected_len = response.headers.get("Content-Length")
                 received = 0
                 while block := response.read(1 << 16):
@@ -133,6 +135,15 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: flo
         if sha256 is not None and digest.hexdigest() != sha256:
             raise ChecksumError(url, None, None, f"sha256 mismatch: expected {sha256}, got {digest.hexdigest()}")
     return dest
+
+
+def _request(url: str) -> urllib.request.Request:
+    """Gated hub files (the tokenizers) need a token: HF_TOKEN, sent only to huggingface.co, never logged."""
+    request = urllib.request.Request(url)
+    token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if token and urllib.parse.urlparse(url).hostname == "huggingface.co":
+        request.add_header("Authorization", f"Bearer {token}")
+    return request
 
 
 def extract_member(archive: Path, member: str, dest: Path, sha256: str | None) -> Path:

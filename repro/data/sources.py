@@ -187,3 +187,23 @@ _register(Source(
     (_gh(TRUTHFULQA, "data/mc_task.json", "truthfulqa/data/mc_task.json",
          "6eb4125d25750c0145c4be2dce00440736684ab6f74ce6bff2139571cc758954"),),
 ))
+
+# Tokenizers (repro/tokenizer.py builds them): token counts, truncation and collation checked without weights.
+# The hub repositories are gated: downloads need HF_TOKEN.
+HUB = "https://huggingface.co"
+_register(Source(
+    "llama-2-tokenizer", "The LLaMA-2 SentencePiece tokenizer (vocab 32000, BOS 1, EOS 2), the same file in every "
+    "LLaMA-2 model of the paper", "Llama 2 Community License", f"{HUB}/meta-llama/Llama-2-13b-chat-hf",
+    (DataFile("tokenizers/llama-2/tokenizer.model", f"{HUB}/meta-llama/Llama-2-13b-chat-hf/resolve/main/tokenizer.model",
+              "9e556afd44213b6bd1be2b850ebbbd98f5481437a8021afaf58ee7fb1818d347"),),
+))
+for _name, _repo, _licence in (
+        ("mistral-7b-instruct-v0.1", "mistralai/Mistral-7B-Instruct-v0.1", "Apache-2.0"),
+        ("gemma-7b-it", "google/gemma-7b-it", "Gemma Terms of Use"),
+        ("llama-3-8b-instruct", "meta-llama/Meta-Llama-3-8B-Instruct", "Meta Llama 3 Community License")):
+    _register(Source(
+        f"{_name}-tokenizer", f"The tokenizer files of {_repo} (Table 5)", _licence, f"{HUB}/{_repo}",
+        tuple(DataFile(f"tokenizers/{_name}/{f}", f"{HUB}/{_repo}/resolve/main/{f}")
+              for f in ("tokenizer.json", "tokenizer_config.json")),
+        note="Not in the development mirror; fetched from the hub (main branch, bytes not pinned).",
+    ))

@@ -14,17 +14,9 @@ import torch
 
 from repro.generate.spec import Decoding, GenerationSpec
 from repro.models import torch_dtype
+from repro.tokenizer import load_tokenizer
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
-
-
-def load_tokenizer(model: str):
-    from transformers import AutoTokenizer
-
-    path = Path(model)
-    if path.suffix == ".gguf":
-        return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    return AutoTokenizer.from_pretrained(model)
 
 
 class TransformersBackend:

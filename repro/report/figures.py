@@ -164,7 +164,8 @@ def plot_token_probabilities(config, runs: Path, out_png: Path) -> list[Path]:
     if not instances:
         raise ValueError(f"{run}: no negative instance to draw")
     instance = instances[min(index, len(instances) - 1)]
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    # the adapter carries the tokenizer the run trained with (the config's tokenizer source, if any)
+    tokenizer = AutoTokenizer.from_pretrained(adapter if (adapter / "tokenizer_config.json").is_file() else base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     if adapter.is_dir() and spec.get("adapter", True):
         from peft import PeftModel

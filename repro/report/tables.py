@@ -1,8 +1,10 @@
 """Tables 2-6 rebuilt from finished runs, beside the published numbers, as Markdown, CSV and LaTeX.
 
 Which run fills which row comes from the config's `report` section (each profile maps its own runs onto the
-paper's rows; a row may take single columns from other sources, e.g. stored GPT-4 annotations). Building reads
-score files only: it never trains, generates or evaluates, so it takes seconds.
+paper's rows; a row may take single columns from other sources, e.g. stored GPT-4 annotations; a list of runs gives
+one table row each, all against the same published numbers). Every cell from a CUT run says the gamma (dynamic
+weighting, Eq. 6) that run trained with: 0 is the released code, > 0 the paper's v4 loss. Building reads score
+files only: it never trains, generates or evaluates, so it takes seconds.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class Cell:
     source: str | None  # run or stored:<model>; None: not mapped in this profile
     local_judge: bool = False
     generated_data: bool = False
+    gamma: float | None = None  # the CUT run's dynamic-weighting exponent (None: not a CUT run)
 
     @property
     def diff(self) -> float | None:
@@ -51,6 +54,19 @@ class Table:
 
 def row_key(key) -> str:
     return "/".join(key) if isinstance(key, tuple) else key
+
+
+def row_variants(spec) -> list:
+    """The runs mapped onto one of the paper's rows: a list gives one table row each."""
+    return list(spec) if isinstance(spec, list) else [spec]
+
+
+def run_gamma(config, source: str | None) -> float | None:
+    if source in config.experiments:
+        training = config.experiment_training(source)
+        if training.objective == "cut":
+            return training.cut.gamma
+    return None
 
 
 def row_sources(spec, columns) -> dict[str, str | None]:
@@ -76,19 +92,33 @@ def build_table(name: str, config, runs: str | Path, store=None) -> Table:
     generated = generated_runs(config)
     table = Table(name, title, config.profile, columns)
     for key, values in published.items():
-        sources = row_sources(mapping.get(row_key(key)), columns)
-        cells = []
-        for column, paper_value in zip(columns, values):
-            source = sources[column]
-            if column == "avg":
-                cells.append(Cell(column, None, paper_value, source))
-                continue
-            from_samples = source in generated and (not source.startswith("base-") or column in ROUGE_KEY)
-            got = read_value(runs, source, column, store, from_samples) if source else Value(None, None)
-            cells.append(Cell(column, got.value, paper_value, source, got.local_judge, got.generated_data))
-        _fill_average(cells)
-        table.rows.append((row_key(key), cells))
+        variants = row_variants(mapping.get(row_key(key)))
+        for spec in variants:
+            sources = row_sources(spec, columns)
+            cells = []
+            for column, paper_value in zip(columns, values):
+                source = sources[column]
+                gamma = run_gamma(config, source)
+                if column == "avg":
+                    cells.append(Cell(column, None, paper_value, source, gamma=gamma))
+                    continue
+                from_samples = source in generated and (not source.startswith("base-") or column in ROUGE_KEY)
+                got = read_value(runs, source, column, store, from_samples) if source else Value(None, None)
+                cells.append(Cell(column, got.value, paper_value, source, got.local_judge, got.generated_data,
+                                  gamma))
+            _fill_average(cells)
+            table.rows.append((_label(row_key(key), cells, len(variants) > 1), cells))
     return table
+
+
+def _label(key: str, cells: list[Cell], several: bool) -> str:
+    """A row's name; when several runs fill one paper row, each says its gamma."""
+    gammas = sorted({c.gamma for c in cells if c.gamma is not None})
+    return f"{key} (γ={', '.join(_gamma_text(g) for g in gammas)})" if several and gammas else key
+
+
+def _gamma_text(gamma: float) -> str:
+    return f"{gamma:g}" + (", released" if gamma == 0 else "")
 
 
 def _fill_average(cells: list[Cell]) -> None:
@@ -117,7 +147,7 @@ def table_inputs(name: str, config, runs: str | Path) -> list[str]:
     """Every score file a table reads (for the workflow's dependencies)."""
     published, columns, _ = TABLES[name]
     files = set()
-    for spec in config.report.get(name, {}).values():
+    for spec in (v for value in config.report.get(name, {}).values() for v in row_variants(value)):
         for column, source in row_sources(spec, columns).items():
             path = score_file(Path(runs), source, column) if source else None
             if path is not None:
@@ -137,7 +167,9 @@ def _fmt(value: float | None, signed: bool = False, whole: bool = False) -> str:
 
 def _cell_text(c: Cell) -> str:
     whole = c.column == "judgments"
-    return f"{_fmt(c.reproduced, whole=whole)}{_marks(c)} / {_fmt(c.paper, whole=whole)} / {_fmt(c.diff, True, whole)}"
+    gamma = "" if c.gamma is None else f" (γ {c.gamma:g})"
+    return (f"{_fmt(c.reproduced, whole=whole)}{_marks(c)} / {_fmt(c.paper, whole=whole)} / "
+            f"{_fmt(c.diff, True, whole)}{gamma}")
 
 
 def _marks(cell: Cell) -> str:
@@ -148,7 +180,8 @@ def to_markdown(table: Table) -> str:
     head = ["row"] + [f"{LABELS.get(c, c)} (repro / paper / Δ)" for c in table.columns] + ["run"]
     lines = [f"# Table {table.name.removeprefix('table')}: {table.title}", "",
              f"Profile **{table.profile}**; paper values from {paper.VERSION}. Each cell: reproduced / paper / "
-             "difference. '-': not run in this profile (or not in the paper).", "",
+             "difference, and for a CUT run the γ it trained with (0 = the released code, no dynamic weighting; "
+             "> 0 = the paper's Eq. 6). '-': not run in this profile (or not in the paper).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, cells in table.rows:
         runs = sorted({c.source for c in cells if c.source})
@@ -162,13 +195,13 @@ def to_markdown(table: Table) -> str:
 def to_csv(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["table", "profile", "row", "column", "reproduced", "paper", "diff", "run", "local_judge",
-                     "generated_data", "paper_version"])
+    writer.writerow(["table", "profile", "row", "column", "reproduced", "paper", "diff", "run", "gamma",
+                     "local_judge", "generated_data", "paper_version"])
     for key, cells in table.rows:
         for c in cells:
             writer.writerow([table.name, table.profile, key, c.column, "" if c.reproduced is None else c.reproduced,
                              "" if c.paper is None else c.paper, "" if c.diff is None else c.diff, c.source or "",
-                             c.local_judge, c.generated_data, paper.VERSION])
+                             "" if c.gamma is None else c.gamma, c.local_judge, c.generated_data, paper.VERSION])
     return out.getvalue()
 
 
