@@ -99,6 +99,16 @@ def generation_model(run, input):
     return base_model(run, input)
 
 
+def run_model_key(run):
+    """The `models` entry a run generates with: base-<model>, or an experiment's base model."""
+    return run.removeprefix("base-") if run.startswith("base-") else CFG.experiments[run].base_model
+
+
+def gpus(model_key):
+    """GPUs one generation / evaluation engine of a model takes (its tensor-parallel size); 0 on CPU."""
+    return 0 if CFG.device == "cpu" else CFG.models[model_key].tensor_parallel
+
+
 def judge_inputs():
     judge = CFG.evaluation.alpaca_eval.judge_model
     return [f"{RUNS}/models/{judge}"] if judge and CFG.models[judge].source != "hub" else []
@@ -137,6 +147,7 @@ def scored_runs():
 
 rule all:
     input:
+        f"{RUNS}/preflight.md",
         report_targets(),
         expand(f"{RUNS}/data/{{name}}.jsonl", name=CFG.data.prepare),
         experiment_instances(),
@@ -151,6 +162,24 @@ wildcard_constraints:
     experiment="[A-Za-z0-9_.-]+",
     loop="[A-Za-z0-9_.-]+",
     k="[0-9]+",
+
+
+rule preflight:
+    """Every check that needs no GPU and no API key (`repro preflight`); a problem fails the job, so a broken
+    configuration stops the workflow in minutes instead of hours into a GPU queue."""
+    output:
+        f"{RUNS}/preflight.md",
+    log:
+        f"{RUNS}/logs/preflight.log",
+    benchmark:
+        f"{RUNS}/benchmarks/preflight.tsv"
+    params:
+        config=CONFIG_FILE,
+        mirror=MIRROR,
+    conda:
+        "envs/repro.yaml"
+    shell:
+        "repro preflight --config {params.config} --out {output} {params.mirror} > {log} 2>&1"
 
 
 rule schema_samples:
@@ -414,13 +443,15 @@ rule generate_alpaca_eval:
         adapter=lambda wc, input: f"--adapter {input.adapter}" if "adapter" in input.keys() else "",
         limit=f"--limit {CFG.evaluation.alpaca_eval.limit}" if CFG.evaluation.alpaca_eval.limit else "",
         mirror=MIRROR,
+        tp=lambda wc: CFG.models[run_model_key(wc.run)].tensor_parallel,
     resources:
-        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+        gpu=lambda wc: gpus(run_model_key(wc.run)),
     conda:
         "envs/repro.yaml"
     shell:
         "repro generate --config {params.config} --model {params.model} {params.adapter} --prompts alpaca_eval "
-        "--generator {wildcards.run} --out {output.outputs} {params.limit} {params.mirror} --no-progress > {log} 2>&1"
+        "--generator {wildcards.run} --out {output.outputs} {params.limit} {params.mirror} --tensor-parallel {params.tp} "
+        "--no-progress > {log} 2>&1"
 
 
 rule alpaca_eval:
@@ -464,13 +495,14 @@ rule lm_eval:
         adapter=lambda wc, input: f"--adapter {input.adapter}" if "adapter" in input.keys() else "",
         data=lambda wc, input: os.path.dirname(input.data[0]),
         device="cpu" if CFG.device == "cpu" else "cuda",
+        tp=lambda wc: CFG.models[run_model_key(wc.run)].tensor_parallel,
     resources:
-        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+        gpu=lambda wc: gpus(run_model_key(wc.run)),
     conda:
         "envs/repro.yaml"
     shell:
         "repro evaluate lm-eval --config {params.config} --model {params.model} {params.adapter} "
-        "--data {params.data} --device {params.device} --out {output} > {log} 2>&1"
+        "--data {params.data} --device {params.device} --tensor-parallel {params.tp} --out {output} > {log} 2>&1"
 
 
 rule generate_summaries:
@@ -488,13 +520,14 @@ rule generate_summaries:
         config=CONFIG_FILE,
         model=lambda wc, input: generation_model(wc.run, input),
         adapter=lambda wc, input: f"--adapter {input.adapter}" if "adapter" in input.keys() else "",
+        tp=lambda wc: CFG.models[run_model_key(wc.run)].tensor_parallel,
     resources:
-        gpu=lambda wc: 0 if CFG.device == "cpu" else 1,
+        gpu=lambda wc: gpus(run_model_key(wc.run)),
     conda:
         "envs/repro.yaml"
     shell:
         "repro generate --config {params.config} --model {params.model} {params.adapter} --prompts {input.prompts} "
-        "--generator {wildcards.run} --out {output.outputs} --no-progress > {log} 2>&1"
+        "--generator {wildcards.run} --out {output.outputs} --tensor-parallel {params.tp} --no-progress > {log} 2>&1"
 
 
 rule rouge:

@@ -297,7 +297,8 @@ def cmd_evaluate_lm_eval(args) -> int:
                                                           "hellaswag-validation", "truthfulqa-mc", "mmlu-dev",
                                                           "mmlu-test")}
     payload = run_lm_eval(args.model, args.out, data, shots, adapter=args.adapter, backend=backend or "hf",
-                          limit=limit, batch_size=batch_size or 8, device=args.device)
+                          limit=limit, batch_size=batch_size or 8, device=args.device,
+                          tensor_parallel=args.tensor_parallel)
     print(json.dumps(payload["scores"]))
     return 0
 
@@ -334,6 +335,25 @@ def cmd_plan(args) -> int:
     result = plan(load_config(args.config), args.gpu, _store(args))
     print(json.dumps(result, indent=2) if args.json else format_plan(result))
     return 0
+
+
+def cmd_preflight(args) -> int:
+    from repro.config import ConfigError, load_config
+    from repro.preflight import Preflight, format_report
+
+    try:
+        config = load_config(args.config)
+    except (ConfigError, OSError):
+        config = None  # preflight reports it
+    checks = Preflight(args.config, gpu=args.gpu, offline=args.offline, store=_store(args, config),
+                       dag=not args.no_dag).run()
+    report = format_report(checks)
+    print(report, end="")
+    if args.out:
+        from repro.io import write_text_atomic
+
+        write_text_atomic(args.out, report)
+    return 1 if any(c.problems for c in checks) else 0
 
 
 def cmd_config_check(args) -> int:
@@ -525,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tensor-parallel", type=int, default=1, help="GPUs of the vllm backend's engine")
     p.set_defaults(func=cmd_evaluate_lm_eval)
 
     p = sub.add_parser("model", help="build a local model folder (tiny, tiny-llama2, smollm2-gguf)")
@@ -552,6 +573,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", help="data mirror (token counts of the real data)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("preflight", help="every check that needs no GPU and no API key: data, instances, tokens, "
+                       "templates, context windows, lm-eval tasks, the DAG, GPU memory, cost")
+    p.add_argument("--config", required=True)
+    p.add_argument("--gpu", default="H100", help="H100 (80 GB, default), H200, A100 or L40S")
+    p.add_argument("--offline", action="store_true", help="never download: data in neither the mirror nor the "
+                   "cache is listed as not checked")
+    p.add_argument("--mirror", help="data mirror (REPRO_DATA_MIRROR wins; default: the config's data.mirror)")
+    p.add_argument("--out", help="also write the report to this file")
+    p.add_argument("--no-dag", action="store_true", help="skip the snakemake dry run")
+    p.set_defaults(func=cmd_preflight)
 
     p = sub.add_parser("config", help="validate a config file")
     p.add_argument("action", choices=["check"])

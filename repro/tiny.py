@@ -30,7 +30,7 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 512, 
     from transformers import LlamaConfig, LlamaForCausalLM
 
     out = Path(out_dir)
-    tokenizer = tokenizer or _tiny_tokenizer(vocab_size)
+    tokenizer = tokenizer or tiny_tokenizer(vocab_size)
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=layers,
@@ -51,7 +51,8 @@ def build_tiny_llama2(out_dir: str | Path, store, seed: int = 0) -> Path:
     return build_tiny_model(out_dir, seed=seed, tokenizer=load_tokenizer("llama-2-tokenizer", store))
 
 
-def _tiny_tokenizer(vocab_size: int):
+def tiny_tokenizer(vocab_size: int = 512):
+    """The tiny model's byte-level BPE, trained on a few template-like lines (deterministic, about a second)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 

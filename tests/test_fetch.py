@@ -6,9 +6,7 @@ interrupted one leaves no partial file and the next attempt succeeds. Also: mirr
 from __future__ import annotations
 
 import shutil
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,52 +14,9 @@ import pytest
 from repro.data import ChecksumError, DataError, DataStore, prepare
 from repro.data.fetch import extract_member
 
+from helpers import MirrorServer
+
 SHEPHERD = ("shepherd/human_data_for_model.jsonl", "shepherd/human_data_raw.jsonl")
-
-
-class MirrorServer:
-    """Serves a folder; `mode` can make the next responses corrupt or cut short."""
-
-    def __init__(self, root: Path):
-        self.root, self.mode, self.requests = root, "good", []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                server.requests.append(self.path)
-                path = server.root / self.path.lstrip("/")
-                if not path.is_file():
-                    self.send_error(404)
-                    return
-                body = path.read_bytes()
-                if server.mode == "corrupt":
-                    body = body[:-10] + b"X" * 10
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if server.mode in ("truncate", "truncate-once"):  # promise the whole file, send a third, hang up
-                    if server.mode == "truncate-once":
-                        server.mode = "good"
-                    self.wfile.write(body[: len(body) // 3])
-                    self.wfile.flush()
-                    self.connection.close()
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture()

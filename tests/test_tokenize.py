@@ -18,6 +18,8 @@ from repro.data.experiment import experiment_instances, records_from_workflow
 from repro.data.objectives import PAIR_OBJECTIVES
 from repro.tokenizer import load_tokenizer
 
+from helpers import linked_mirror
+
 ROOT = Path(__file__).resolve().parent.parent
 CUTOFF = 2048
 TRAINING_SETS = ("shepherd", "cut-iter1", "cut-iter2", "cut-iter3", "cut-iter4", "cut-iter5")
@@ -227,27 +229,12 @@ def test_overlong_online_responses_train_as_released(tmp_path, mirror, sp, exper
     assert len(dropped_meta["dropped_positions"]) == 1
 
 
-def _broken_mirror(mirror: Path, tmp_path: Path, corrupt: bool) -> Path:
-    """A mirror with every data set linked in, and the tokenizer missing or with other bytes."""
-    fake = tmp_path / "mirror"
-    fake.mkdir()
-    for entry in mirror.iterdir():
-        if entry.name != "tokenizers":
-            (fake / entry.name).symlink_to(entry)
-    if corrupt:
-        target = fake / "tokenizers/llama-2/tokenizer.model"
-        target.parent.mkdir(parents=True)
-        data = bytearray((mirror / "tokenizers/llama-2/tokenizer.model").read_bytes())
-        data[1000] ^= 0xFF
-        target.write_bytes(bytes(data))
-    return fake
-
-
 @pytest.mark.parametrize("corrupt", [False, True], ids=["missing", "checksum"])
 def test_bad_tokenizer_file_stops_with_path_and_sha256_and_writes_nothing(tmp_path, mirror, capsys, corrupt,
                                                                           monkeypatch):
     monkeypatch.delenv("REPRO_DATA_MIRROR", raising=False)
-    fake = _broken_mirror(mirror, tmp_path, corrupt)
+    tokenizer = ("tokenizers/llama-2/tokenizer.model",)
+    fake = linked_mirror(mirror, tmp_path / "mirror", **({"corrupted": tokenizer} if corrupt else {"missing": tokenizer}))
     out = tmp_path / "out" / "tokens.jsonl"
     code = main(["data", "tokenize", "--config", str(ROOT / "config/paper.yaml"), "--experiment", "cut-online-iter1",
                  "--out", str(out), "--mirror", str(fake)])

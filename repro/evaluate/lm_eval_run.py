@@ -89,17 +89,17 @@ def write_task_files(task_dir: Path, data: dict[str, Path], shots: dict[str, int
 
 def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[str, int],
                 adapter: str | None = None, backend: str = "hf", limit: int | None = None, batch_size: int = 8,
-                device: str = "cpu", dtype: str = "auto") -> dict:
+                device: str = "cpu", dtype: str = "auto", tensor_parallel: int = 1) -> dict:
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     out = Path(out)
     task_dir = out.with_name(out.stem + ".tasks")
     names = write_task_files(task_dir, data, shots)
-    model_args = f"pretrained={model},dtype={dtype}" + (f",peft={adapter}" if adapter else "")
+    args = model_args(model, adapter, backend, dtype, tensor_parallel)
     # only our task files are indexed (lm-eval's thousands of defaults cost ~10 s; ours include theirs by path)
     tasks = TaskManager(include_path=str(task_dir), include_defaults=False)
-    results = lm_eval.simple_evaluate(model=backend, model_args=model_args, tasks=names, task_manager=tasks,
+    results = lm_eval.simple_evaluate(model=backend, model_args=args, tasks=names, task_manager=tasks,
                                       limit=limit, batch_size=batch_size, device=device, log_samples=False)
     scores = {}
     for task, metric in METRICS.items():
@@ -124,3 +124,21 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
     }
     write_json(out, payload)
     return payload
+
+
+def model_args(model: str, adapter: str | None, backend: str, dtype: str = "auto", tensor_parallel: int = 1) -> str:
+    """lm-eval's model_args: its hf backend applies a peft adapter, its vllm backend serves it as a LoRA request
+    (`peft=` there would reach vLLM's engine as an unknown argument)."""
+    args = f"pretrained={model},dtype={dtype}"
+    if adapter:
+        args += f",peft={adapter}" if backend == "hf" else f",lora_local_path={adapter},max_lora_rank={_rank(adapter)}"
+    if backend == "vllm" and tensor_parallel > 1:
+        args += f",tensor_parallel_size={tensor_parallel}"
+    return args
+
+
+def _rank(adapter: str) -> int:
+    from repro.generate.backends import VLLM_LORA_RANKS
+
+    rank = json.loads((Path(adapter) / "adapter_config.json").read_text())["r"]
+    return next(r for r in VLLM_LORA_RANKS if r >= rank)
