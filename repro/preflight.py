@@ -98,6 +98,7 @@ class Preflight:
             return self.checks
         check.items = 1
         check.notes.append(f"profile '{self.config.profile}', {len(self.config.experiments)} experiments")
+        self.dry_run = self._dry_run() if self.run_dag else None  # its data sets feed the data check
         for step in (self.check_data, self.check_instances, self.check_tokenization, self.check_templates,
                      self.check_context, self.check_lm_eval, self.check_dag, self.check_memory, self.check_plan):
             step()
@@ -114,7 +115,7 @@ class Preflight:
 
     # -------------------------------------------------------------- data
     def datasets(self) -> list[str]:
-        """Every data set a run of this config reads."""
+        """Every data set a run of this config reads: those the config names and those the DAG prepares."""
         c = self.config
         names = [e.dataset for e in c.experiments.values() if not e.loop] + list(c.data.prepare)
         if c.online.loops:
@@ -122,6 +123,8 @@ class Preflight:
         if any(e.dataset.startswith("summarization") for e in c.experiments.values()):
             names.append("summarization-test")
         names.append("alpaca-eval" if c.evaluation.alpaca_eval.version == "1.0" else "alpaca-eval-2")
+        if self.dry_run is not None:
+            names += self.dry_run.get("prepared", [])
         return list(dict.fromkeys(names))
 
     def store_for(self, dataset: str):
@@ -467,27 +470,38 @@ class Preflight:
         except Exception as err:  # lm-eval raises many kinds; any is a task file that does not build
             check.problems.append(f"lm-eval task files: {type(err).__name__}: {err}")
 
-    def check_dag(self) -> None:
-        check = self._check("dag")
+    def _dry_run(self) -> dict:
+        """`snakemake -n` of the config in an empty folder: the jobs the whole workflow would run."""
         snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
-        if not self.run_dag:
-            check.not_checked.append("DAG: skipped on request")
-            return
         if not snakefile.is_file():
-            check.not_checked.append(f"DAG: no Snakefile at {snakefile} (an installed package without the workflow)")
-            return
-        result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--quiet", "rules", "--nolock",
-                                 "--snakefile", str(snakefile), "--configfile", str(self.config_path.resolve()),
-                                 "--directory", str(self.tmp / "dag")],
+            return {"skipped": f"no Snakefile at {snakefile} (an installed package without the workflow)"}
+        result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--nolock", "--snakefile", str(snakefile),
+                                 "--configfile", str(self.config_path.resolve()), "--directory", str(self.tmp / "dag")],
                                 capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
         if result.returncode != 0:
             tail = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()][-6:]
-            check.problems.append("snakemake -n: " + " | ".join(tail))
-            return
-        total = next((line.split()[-1] for line in result.stdout.splitlines() if line.strip().startswith("total")),
-                     None)
-        check.items = int(total) if total and total.isdigit() else 0
-        check.notes.append(f"snakemake -n resolves {check.items} jobs")
+            return {"error": "snakemake -n: " + " | ".join(tail)}
+        jobs, prepared, rule = 0, [], None
+        for line in result.stdout.splitlines():
+            if line.startswith("rule ") or line.startswith("localrule "):
+                rule, jobs = line.split()[1].rstrip(":"), jobs + 1
+            elif rule == "prepare_data" and line.strip().startswith("wildcards: name="):
+                prepared.append(line.strip().removeprefix("wildcards: name="))
+        return {"jobs": jobs, "prepared": prepared}
+
+    def check_dag(self) -> None:
+        check = self._check("dag")
+        result = self.dry_run
+        if result is None:
+            check.not_checked.append("DAG: skipped on request")
+        elif "skipped" in result:
+            check.not_checked.append(f"DAG: {result['skipped']}")
+        elif "error" in result:
+            check.problems.append(result["error"])
+        else:
+            check.items = result["jobs"]
+            check.notes.append(f"snakemake -n resolves {result['jobs']} jobs; they prepare "
+                               f"{len(result['prepared'])} data sets (all in the data check)")
 
     # -------------------------------------------------------------- memory, plan
     def arch(self, model: str):

@@ -230,3 +230,14 @@ def test_rouge_cli_records_its_settings(tmp_path):
     scores = json.loads(result.stdout)
     assert scores["rouge2"] == pytest.approx(60.0)
     assert (scores["use_stemmer"], scores["reference_field"], scores["n"]) == (True, "output", 1)
+
+
+def test_lm_eval_gets_the_adapter_and_tensor_parallel_size_its_backend_understands(tmp_path):
+    """hf applies a peft adapter; vllm serves it as a LoRA request (its rank rounded up to one vLLM supports)."""
+    from repro.evaluate.lm_eval_run import model_args
+
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 12}))
+    assert model_args("M", str(tmp_path), "hf", tensor_parallel=4) == f"pretrained=M,dtype=auto,peft={tmp_path}"
+    assert model_args("M", str(tmp_path), "vllm", tensor_parallel=4) == (
+        f"pretrained=M,dtype=auto,lora_local_path={tmp_path},max_lora_rank=16,tensor_parallel_size=4")
+    assert model_args("M", None, "vllm") == "pretrained=M,dtype=auto"

@@ -21,7 +21,7 @@ def run(args, cwd=ROOT, env=None):
     return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, env=env)
 
 
-@pytest.mark.parametrize("config", ["paper", "smoke", "mini"])
+@pytest.mark.parametrize("config", ["paper", "smoke", "mini", "rehearsal"])
 def test_dry_run_for_every_config(config, tmp_path):
     result = run(["-n", "--configfile", f"config/{config}.yaml", "--directory", str(tmp_path),
                   "--snakefile", str(ROOT / "Snakefile")])
@@ -106,6 +106,7 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
         lm = json.loads((runs / f"scores/{name}/lm_eval.json").read_text())
         assert set(lm["scores"]) == {"arc_challenge", "hellaswag", "mmlu", "truthfulqa_mc2", "avg"}
     assert list((runs / "benchmarks").rglob("*.tsv")) and list((runs / "logs").rglob("*.log"))
+    assert (runs / "preflight.md").read_text().rstrip().endswith("preflight passed")  # the workflow's first job
     _check_live_loop(runs, mirror)
     for name in ("fp-shepherd-tiny", "hindsight-shepherd-tiny", "ilf-mle-shepherd-tiny", "ilf-dpo-shepherd-tiny",
                  "align-p-ratio-downsample0.0", "align-p-ratio-downsamplefull"):  # every objective trained a model
