@@ -5,6 +5,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import torch
+
 
 class MirrorServer:
     """Serves a folder; `mode` can make the next responses corrupt or cut short."""
@@ -67,3 +69,55 @@ def linked_mirror(mirror: Path, dest: Path, *, missing: tuple[str, ...] = (),
         else:
             target.symlink_to(path)
     return dest
+
+
+def naive_cut_loss(logits, targets, mis_logits, mis_targets, negative, threshold, alpha, gamma, combine):
+    logits, mis_logits = logits.double(), mis_logits.double()
+    probs, mis_probs = torch.softmax(logits, -1), torch.softmax(mis_logits, -1)
+    losses, k = [], 0
+    for i in range(logits.shape[0]):
+        positions = [t for t in range(targets.shape[1]) if targets[i, t] != -100]
+        p_first = torch.stack([probs[i, t, targets[i, t]] for t in positions])
+        nll = -torch.log(p_first).sum() / len(positions)
+        if not negative[i]:
+            losses.append(nll)
+            continue
+        mis_positions = [t for t in range(mis_targets.shape[1]) if mis_targets[k, t] != -100]
+        p_mis = torch.stack([mis_probs[k, t, mis_targets[k, t]] for t in mis_positions])
+        k += 1
+        terms = []
+        for a, b in zip(p_first, p_mis):
+            if (a / b).item() > threshold:
+                one_minus = 1 - b
+                if one_minus.item() == 0:
+                    one_minus = one_minus + 1e-5
+                terms.append(-alpha * a.detach() ** gamma * torch.log(one_minus))
+            else:
+                terms.append(-torch.log(b))
+        ul = torch.stack(terms).sum() / len(terms)
+        losses.append((nll + ul) / 2 if combine == "mean" else nll + ul)
+    return torch.stack(losses).mean()
+
+
+def make_batch(kinds, vocab=37, length=9, mis_length=7, dtype=torch.float32, seed=0, sharp=3.0):
+    """kinds: string of 'p' (positive) and 'n' (negative). Responses sit at the end of each row, with padding
+    after them; the Misalign rows hold the same response tokens after a prompt of another length."""
+    g = torch.Generator().manual_seed(seed)
+    batch = len(kinds)
+    targets = torch.full((batch, length), -100)
+    negative = torch.tensor([c == "n" for c in kinds])
+    n_neg = int(negative.sum())
+    mis_targets = torch.full((n_neg, mis_length), -100)
+    k = 0
+    for i, c in enumerate(kinds):
+        n_resp = int(torch.randint(1, min(length, mis_length) - 1, (1,), generator=g))
+        start = int(torch.randint(0, length - n_resp, (1,), generator=g))
+        response = torch.randint(0, vocab, (n_resp,), generator=g)
+        targets[i, start:start + n_resp] = response
+        if c == "n":
+            mstart = int(torch.randint(0, mis_length - n_resp + 1, (1,), generator=g))
+            mis_targets[k, mstart:mstart + n_resp] = response
+            k += 1
+    logits = (torch.randn(batch, length, vocab, generator=g) * sharp).to(dtype)
+    mis_logits = (torch.randn(n_neg, mis_length, vocab, generator=g) * sharp).to(dtype)
+    return logits, targets, mis_logits, mis_targets, negative

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from repro.cut.loss import cut_loss
-from test_cut_loss import make_batch
+
+from helpers import make_batch
 
 SETTING = dict(threshold=1.1, alpha=0.5)
 

@@ -134,6 +134,31 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
     assert report.returncode == 0 and (work / "report.html").stat().st_size > 10_000, report.stderr[-2000:]
 
 
+def test_rehearsal_chain_trains_every_real_instance_on_the_paper_tokens(tmp_path, mirror):
+    """The rehearsal's replayed chain (CI's cut-down of `config/rehearsal.yaml`): iterations 1 -> 5, each from the
+    fp16-merged model before it, every real instance tokenised with the LLaMA-2 tokenizer at cutoff 2048, the three
+    over-long responses kept as the released code keeps them."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copytree(ROOT / "config", work / "config")
+    target = "runs/rehearsal/experiments/cut-online-iter5/adapter"
+    result = run(["--cores", "2", "--configfile", "config/rehearsal.yaml", "--snakefile", str(ROOT / "Snakefile"),
+                  "--directory", str(work), target], env={**os.environ, "REPRO_DATA_MIRROR": str(mirror)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = work / "runs/rehearsal/experiments"
+    for k, (examples, overlong) in enumerate([(358, 1), (288, 1), (302, 0), (306, 0), (307, 1)], start=1):
+        manifest = json.loads((runs / f"cut-online-iter{k}/adapter/manifest.json").read_text())
+        tokens = manifest["tokenization"]
+        assert (tokens["examples"], tokens["overlong_kept_truncated"], tokens["overlong_dropped"]) == (
+            examples, overlong, 0), k
+        assert tokens["tokenizer"] == "llama-2-tokenizer" and tokens["cutoff_len"] == 2048
+        assert manifest["steps"] == 2 and manifest["training"]["data_order"] == "released"
+        if k > 1:
+            assert manifest["base_model"].endswith(f"cut-online-iter{k - 1}/merged")
+            merged = json.loads((runs / f"cut-online-iter{k - 1}/merged/config.json").read_text())
+            assert merged["dtype"] == "float16" and merged["vocab_size"] == 32000
+
+
 def _rules_run(result) -> list[str]:
     """The rules a Snakemake run executed, in order ("rule x:" or "localrule x:" lines of its log)."""
     return [m.group(1) for m in re.finditer(r"^(?:local)?rule (\S+):$", result.stdout + result.stderr, re.M)]
