@@ -431,8 +431,11 @@ class Preflight:
             fits(settings.judge_model, f"AlpacaEval judge {name}", reference, prompts, new_tokens + max_tokens)
             return
         judge = spec.get("completions_kwargs", {}).get("model_name")
-        counted = c.online.base_model if c.online.base_model in c.models else next(iter(c.models))
-        if judge in OPENAI_CONTEXT:
+        counted = c.online.base_model if c.online.base_model in c.models else next(iter(c.models), None)
+        if judge in OPENAI_CONTEXT and counted is None:
+            fits_note = f"AlpacaEval judge {name}: no model in the config to count tokens with"
+            self.checks[-1].not_checked.append(fits_note)
+        elif judge in OPENAI_CONTEXT:
             fits(counted, f"AlpacaEval judge {name} ({judge}, estimated with the {counted} tokenizer)", reference,
                  prompts, new_tokens + max_tokens, budget=OPENAI_CONTEXT[judge])
 
