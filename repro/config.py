@@ -69,7 +69,8 @@ class CutLoss(Strict):
 
 
 class Dpo(Strict):
-    """DPO settings (ILF-DPO, DPO on UltraFeedback; TRL's DPOTrainer). The paper gives none of them (PAPER.md 6)."""
+    """DPO settings (ILF-DPO, DPO on UltraFeedback; TRL's DPOTrainer). The paper gives none of them
+    (docs/settings.md)."""
     beta: float = 0.1  # CHOSEN: TRL's default and the DPO paper's usual value
     loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"  # sigmoid = the DPO loss
 
@@ -159,7 +160,7 @@ class Data(Strict):
 class Generation(Strict):
     backend: Literal["transformers", "vllm"] = "vllm"
     max_new_tokens: int = 2048
-    temperature: float = 0.0  # greedy, as scripts/generate.py
+    temperature: float = 0.0  # greedy, as the released wwxu21/CUT/scripts/generate.py
     top_p: float = 1.0
     batch_size: int = 16
     template: Literal["alpaca", "chat"] = "alpaca"
@@ -167,7 +168,7 @@ class Generation(Strict):
 
 class AlpacaEvalSettings(Strict):
     version: Literal["1.0", "2.0"] = "1.0"
-    annotator: str = "alpaca_eval_gpt4"  # an alpaca_eval config, or a local judge (repro/evaluate/judges/<name>)
+    annotator: str = "alpaca_eval_gpt4"  # an alpaca_eval config, or a local judge (repro/evaluate/annotators/<name>)
     judge_model: str | None = None  # local judges: a key of `models` (results not comparable with GPT-4)
     reference: str = "alpaca-eval"  # data set NAME of the reference outputs (1.0: text-davinci-003)
     length_controlled: bool = False
@@ -179,11 +180,19 @@ class LmEvalTask(Strict):
     metric: str
 
 
+def _open_llm_leaderboard_v1() -> dict[str, LmEvalTask]:
+    """The paper's lm-eval settings (it followed the 2023 Open LLM Leaderboard)."""
+    return {"arc_challenge": LmEvalTask(num_fewshot=25, metric="acc_norm"),
+            "hellaswag": LmEvalTask(num_fewshot=10, metric="acc_norm"),
+            "mmlu": LmEvalTask(num_fewshot=5, metric="acc"),  # unweighted mean over the 57 subjects
+            "truthfulqa_mc2": LmEvalTask(num_fewshot=0, metric="mc2")}
+
+
 class LmEvalSettings(Strict):
     backend: Literal["hf", "vllm"] = "hf"
     batch_size: int = 8
     limit: int | None = None
-    tasks: dict[str, LmEvalTask] = Field(default_factory=dict)
+    tasks: dict[str, LmEvalTask] = Field(default_factory=_open_llm_leaderboard_v1)
 
 
 class RougeSettings(Strict):
@@ -202,7 +211,7 @@ class Evaluation(Strict):
 
 
 class JudgeSpec(Strict):
-    """Who writes judgments (PAPER.md 1.6): an OpenAI-compatible chat API with the Figure 8 prompt, a local model
+    """Who writes judgments (Figures 8 and 9): an OpenAI-compatible chat API with the Figure 8 prompt, a local model
     with the Figure 8 prompt, or an AI judge (a model fine-tuned on the Figure 9 template, answering Yes./No.)."""
     kind: Literal["openai", "local", "ai_judge"]
     model: str  # openai: the API model id; local / ai_judge: a key of `models`
@@ -264,8 +273,8 @@ class Config(Strict):
         experiments = dict(data.get("experiments") or {})
         for sweep, spec in data["sweeps"].items():
             if not isinstance(spec, dict) or spec.get("experiment") not in experiments:
-                raise ValueError(f"sweeps.{sweep}.experiment: {spec.get('experiment') if isinstance(spec, dict) else spec!r} "
-                                 "is not an experiment")
+                named = spec.get("experiment") if isinstance(spec, dict) else spec
+                raise ValueError(f"sweeps.{sweep}.experiment: {named!r} is not an experiment")
             grid = spec.get("grid") or {}
             base = experiments[spec["experiment"]]
             for values in itertools.product(*grid.values()):
@@ -313,7 +322,7 @@ class Config(Strict):
         return {**data, "experiments": experiments}
 
     @model_validator(mode="after")
-    def _judges_resolve(self):
+    def _loop_judges_resolve(self):
         for name, judge in self.judges.items():
             if judge.kind != "openai" and judge.model not in self.models:
                 raise ValueError(f"judges.{name}.model: '{judge.model}' is not a key of models")
@@ -328,7 +337,7 @@ class Config(Strict):
         return self
 
     @model_validator(mode="after")
-    def _judge_resolves(self):
+    def _annotator_model_resolves(self):
         judge = self.evaluation.alpaca_eval.judge_model
         if judge is not None and judge not in self.models:
             raise ValueError(f"evaluation.alpaca_eval.judge_model: '{judge}' is not a key of models")

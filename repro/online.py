@@ -1,4 +1,4 @@
-"""Online alignment (PAPER.md 4.2): iteration k draws instructions never used before, from a pool, seeded.
+"""Online alignment (paper §5.2): iteration k draws instructions never used before, from a pool, seeded.
 
 The paper draws 1000 Stanford Alpaca instructions per iteration with no overlap between iterations. An
 instruction is identified by its text and input, stripped; the pool is deduplicated in file order first, and

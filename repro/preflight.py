@@ -286,7 +286,7 @@ class Preflight:
 
     def check_templates(self) -> None:
         from repro.data import templates
-        from repro.evaluate.alpaca_eval_run import LOCAL_JUDGES
+        from repro.evaluate.alpaca_eval_run import LOCAL_ANNOTATORS
         from repro.judge.prompts import ai_judge_prompt, annotation_messages, annotation_text
 
         check = self._check("templates")
@@ -302,7 +302,7 @@ class Preflight:
             "annotation (Figure 8)": (annotation_text(annotation_messages(sample["instruction"], sample["input"],
                                                                           sample["response"])), 3),
         }
-        for folder in sorted(p for p in LOCAL_JUDGES.iterdir() if (p / "prompt.txt").is_file()):
+        for folder in sorted(p for p in LOCAL_ANNOTATORS.iterdir() if (p / "prompt.txt").is_file()):
             text = (folder / "prompt.txt").read_text()
             rendered[f"local judge {folder.name}"] = (
                 text.format(instruction=sample["instruction"], output_1=sample["response"], output_2="OUTPUT-V"), 3)
@@ -350,7 +350,8 @@ class Preflight:
             if worst is None:
                 return
             over = [i for i, n in enumerate(lengths) if n + extra > budget]
-            note = f"{what} with {model}: longest prompt {lengths[worst]} + {extra} = {lengths[worst] + extra} of {budget}"
+            longest = lengths[worst]
+            note = f"{what} with {model}: longest prompt {longest} + {extra} = {longest + extra} of {budget}"
             if over:
                 check.problems.append(f"{note} tokens: {len(over)} item(s) of {dataset} do not fit, e.g. record "
                                       f"{over[0]}")
@@ -441,7 +442,7 @@ class Preflight:
 
     # -------------------------------------------------------------- lm-eval, DAG
     def check_lm_eval(self) -> None:
-        from repro.evaluate.lm_eval_run import write_task_files
+        from repro.evaluate.lm_eval_run import TASK_DATA, write_task_files
         from repro.io import write_jsonl
 
         check = self._check("lm-eval")
@@ -449,11 +450,9 @@ class Preflight:
         if not tasks:
             check.notes.append("no lm-eval tasks configured")
             return
-        needed = {"arc_challenge": ["arc-challenge-train", "arc-challenge-test"], "hellaswag": ["hellaswag-validation"],
-                  "truthfulqa_mc2": ["truthfulqa-mc"], "mmlu": ["mmlu-dev", "mmlu-test"]}
         data = {}
         for task in tasks:
-            for name in needed.get(task, []):
+            for name in TASK_DATA.get(task, ()):
                 if name not in self.records:
                     check.not_checked.append(f"task {task}: data set {name} not prepared")
                     return

@@ -26,7 +26,8 @@ def refine_records(spec: GenerationSpec, records_path: str | Path, out: str | Pa
         meta["human_refinement"] = refined[i].get("refinement")
         refined[i].update(refinement=text.strip(), meta=meta)
     write_jsonl(out, refined)
-    summary = {"records": len(records), "refined": len(negatives), "empty_refinements": sum(not t.strip() for t in texts),
+    summary = {"records": len(records), "refined": len(negatives),
+               "empty_refinements": sum(not t.strip() for t in texts),
                "model": spec.model, "adapter": spec.adapter, "decoding": spec.decoding.__dict__}
     write_json(Path(out).with_name(Path(out).name.removesuffix(".jsonl") + ".meta.json"), summary)
     return summary

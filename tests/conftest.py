@@ -1,4 +1,5 @@
-"""Shared fixtures. The real data comes from the local mirror: REPRO_DATA_MIRROR, else ../shared/data."""
+"""Shared fixtures. The real data comes from the local mirror: REPRO_DATA_MIRROR, else the data folder beside
+the checkout (../shared/data, where the development machines keep it)."""
 from __future__ import annotations
 
 import os

@@ -34,7 +34,8 @@ def test_prepare_writes_records_and_provenance(tmp_path, mirror):
 
 def test_instances_contract(tmp_path, mirror):
     out = tmp_path / "iter1.jsonl"
-    repro("data", "instances", "cut-iter1", "--downsample", "0.25", "--seed", "42", "--out", str(out), env_mirror=mirror)
+    repro("data", "instances", "cut-iter1", "--downsample", "0.25", "--seed", "42", "--out", str(out),
+          env_mirror=mirror)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 358
     assert {r["kind"] for r in rows} == {"align_p", "align_n"}
@@ -64,7 +65,7 @@ def test_unknown_name_is_a_clear_error_and_writes_nothing(tmp_path, mirror):
 def test_tiny_model_cli_builds_a_loadable_llama(tmp_path, mirror):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    repro("tiny-model", str(tmp_path / "tiny"), env_mirror=mirror)
+    repro("model", "build", "tiny", str(tmp_path / "tiny"), env_mirror=mirror)
     tok = AutoTokenizer.from_pretrained(tmp_path / "tiny")
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "tiny")
     cfg = model.config

@@ -27,9 +27,11 @@ def test_shipped_config_validates(path):
 def test_paper_config_holds_the_papers_settings():
     c = load_config(ROOT / "config/paper.yaml")
     t = c.training
-    assert (t.batch_size, t.micro_batch_size, t.learning_rate, t.lr_scheduler, t.warmup_steps) == (8, 1, 4e-4, "cosine", 100)
+    assert (t.batch_size, t.micro_batch_size, t.learning_rate, t.lr_scheduler, t.warmup_steps) == (
+        8, 1, 4e-4, "cosine", 100)
     assert (t.cutoff_len, t.downsample, t.seed, t.epochs, t.load_in_8bit) == (2048, 0.25, 42, 1, True)
-    assert (t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.targets) == (16, 16, 0.05, ["gate_proj", "down_proj", "up_proj"])
+    assert (t.lora.r, t.lora.alpha, t.lora.dropout, t.lora.targets) == (
+        16, 16, 0.05, ["gate_proj", "down_proj", "up_proj"])
     assert (t.cut.gamma, t.cut.combine) == (0.0, "mean")
     online = c.experiment_training("cut-online-iter1").cut
     assert (online.threshold, online.alpha) == (1.1, 1.0)

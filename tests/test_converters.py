@@ -163,8 +163,10 @@ SUMMARY_GOOD = _summary_line("P", [{"question": "Q", "rankings": [1], "answers":
 
 @pytest.mark.parametrize("convert,make,bad,where,field", [
     (converters.judged_alpaca, _json_file, [{"instruction": "i", "input": "", "judgment": None}], "record 0", "output"),
-    (converters.judged_alpaca, _json_file, [{"instruction": "i", "output": "", "judgment": None}], "record 0", "output"),
-    (converters.judged_alpaca, _json_file, [{"instruction": "i", "output": "o", "judgment": 5}], "record 0", "judgment"),
+    (converters.judged_alpaca, _json_file, [{"instruction": "i", "output": "", "judgment": None}], "record 0",
+     "output"),
+    (converters.judged_alpaca, _json_file, [{"instruction": "i", "output": "o", "judgment": 5}], "record 0",
+     "judgment"),
     (converters.judged_alpaca, _json_file, {"not": "a list"}, None, None),
     (converters.stanford_alpaca, _json_file, [{"input": "", "output": "o"}], "record 0", "instruction"),
     (converters.arc, _jsonl_file, [ARC_GOOD, {**ARC_GOOD, "answerKey": "Z"}], "line 1", "answerKey"),

@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repro.cut.loss import cut_loss
 from repro.cut.logprobs import token_logprobs
+from repro.cut.loss import cut_loss
 
 from helpers import make_batch, naive_cut_loss
-
 
 SETTINGS = [
     dict(threshold=1.1, alpha=1.0, gamma=0.0, combine="mean"),

@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from repro.data import build_instances, prepare
-from repro.data import templates
+from repro.data import build_instances, prepare, templates
 
 
 def test_shepherd_is_1317_negatives_joined_with_refinements(store, mirror):
@@ -25,7 +24,7 @@ def test_shepherd_is_1317_negatives_joined_with_refinements(store, mirror):
     composition = {}
     for r in rows:
         composition[r["meta"]["dataset"]] = composition.get(r["meta"]["dataset"], 0) + 1
-    assert composition["GSM8K"] == 431 and composition["PIQA"] == 246  # PAPER.md 4.2
+    assert composition["GSM8K"] == 431 and composition["PIQA"] == 246  # the composition counted from the Shepherd files
 
 
 @pytest.mark.parametrize("k,pos,neg,with_input,kept,total", [

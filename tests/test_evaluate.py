@@ -2,7 +2,6 @@
 and against a local OpenAI-protocol server with faults, a local judge end to end, lm-eval, ROUGE."""
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -135,7 +134,8 @@ def test_paper_evaluator_offline_from_the_seeded_cache(mirror, tmp_path):
 def test_openai_decoder_against_a_local_server_with_faults(mirror, tmp_path):
     outputs = json.loads((mirror / "alpaca_eval/results/llama-2-13b-chat-hf/model_outputs.json").read_text())[:5]
     (tmp_path / "outputs.json").write_text(json.dumps(outputs))
-    reference = {r["instruction"]: r["output"] for r in json.loads((mirror / "alpaca_eval/alpaca_eval.json").read_text())}
+    stored = json.loads((mirror / "alpaca_eval/alpaca_eval.json").read_text())
+    reference = {r["instruction"]: r["output"] for r in stored}
     args = ["--model-outputs", str(tmp_path / "outputs.json"), "--out", str(tmp_path / "scores.json"), "--cache",
             str(tmp_path / "cache")]
     server = CountingOpenAIServer(faults={1: "error", 3: "rate", 5: "slow"})

@@ -16,8 +16,7 @@ from repro.data.templates import ANNOTATION_SYSTEM
 from repro.io import read_jsonl, write_jsonl
 from repro.judge.cache import JudgmentCache
 from repro.judge.openai_api import JudgeAPIError
-from repro.judge.prompts import (ai_judge_prompt, ai_judge_target, annotation_messages, is_positive,
-                                 read_ai_judge)
+from repro.judge.prompts import ai_judge_prompt, ai_judge_target, annotation_messages, is_positive, read_ai_judge
 from repro.judge.run import judge_file
 
 

@@ -1,9 +1,9 @@
-"""Every training objective against a naive implementation of its equation (PAPER.md 1.2), on a real model's
+"""Every training objective against a naive implementation of its equation (paper §3.2), on a real model's
 logits: the full softmax in float64, token by token, with the prompt/target split worked out here."""
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
 
 from repro.config import Training
 from repro.cut.collate import collate, encode_instances
@@ -73,7 +73,8 @@ def _check(tiny, records, objective, expected_pieces):
 
 def test_hindsight_is_mle_on_y_given_x_and_j(tiny, records):  # Eq. 4
     _check(tiny, records, "hindsight", lambda r: (
-        judgment_prompt(r["instruction"], r["judgment"], r["input"]) if r["judgment"] else plain_prompt(r["instruction"]),
+        judgment_prompt(r["instruction"], r["judgment"], r["input"]) if r["judgment"]
+        else plain_prompt(r["instruction"]),
         [(r["output"], True)]))
 
 
@@ -143,8 +144,11 @@ def test_dpo_matches_the_dpo_loss(tiny_model_dir, tiny_adapter_dir, records, tmp
         logp = _logprobs(model, ids)
         return sum(float(logp[t - 1, ids[t]]) for t in range(start, len(ids)))
 
-    reference = [(completion_logp(policy, p["prompt"], p["chosen"]), completion_logp(policy, p["prompt"], p["rejected"]))
-                 for p in pairs]
+    def both(model, pair):
+        return completion_logp(model, pair["prompt"], pair["chosen"]), completion_logp(model, pair["prompt"],
+                                                                                       pair["rejected"])
+
+    reference = [both(policy, p) for p in pairs]
     torch.manual_seed(3)
     with torch.no_grad():
         for name, param in policy.named_parameters():
@@ -153,7 +157,7 @@ def test_dpo_matches_the_dpo_loss(tiny_model_dir, tiny_adapter_dir, records, tmp
         got = float(trainer.compute_loss(trainer.model, batch))
     losses = []
     for p, (ref_c, ref_r) in zip(pairs, reference):
-        pol_c, pol_r = completion_logp(policy, p["prompt"], p["chosen"]), completion_logp(policy, p["prompt"], p["rejected"])
+        pol_c, pol_r = both(policy, p)
         margin = beta * ((pol_c - ref_c) - (pol_r - ref_r))
         losses.append(float(-torch.nn.functional.logsigmoid(torch.tensor(margin, dtype=torch.float64))))
     assert abs(losses[0] - losses[1]) > 1e-3  # the adapter really moves the policy away from the reference

@@ -234,7 +234,8 @@ def test_bad_tokenizer_file_stops_with_path_and_sha256_and_writes_nothing(tmp_pa
                                                                           monkeypatch):
     monkeypatch.delenv("REPRO_DATA_MIRROR", raising=False)
     tokenizer = ("tokenizers/llama-2/tokenizer.model",)
-    fake = linked_mirror(mirror, tmp_path / "mirror", **({"corrupted": tokenizer} if corrupt else {"missing": tokenizer}))
+    broken = {"corrupted": tokenizer} if corrupt else {"missing": tokenizer}
+    fake = linked_mirror(mirror, tmp_path / "mirror", **broken)
     out = tmp_path / "out" / "tokens.jsonl"
     code = main(["data", "tokenize", "--config", str(ROOT / "config/paper.yaml"), "--experiment", "cut-online-iter1",
                  "--out", str(out), "--mirror", str(fake)])

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from repro.config import Training
 from repro.cut.collate import collate, encode_instance, encode_instances
 from repro.cut.loss import cut_loss
-from repro.cut.train import TrainJob, load_model, train, train_step
+from repro.cut.train import TrainJob, TrainRun, load_model, train, train_step
 from repro.data import build_instances, prepare
 from repro.io import write_jsonl
 
@@ -101,10 +101,7 @@ def test_accumulated_gradient_is_the_mean_of_per_example_losses(tiny_model_dir, 
     before = [p.detach().clone() for p in params]
     sgd = torch.optim.SGD(params, lr=1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
-    from contextlib import nullcontext
-
-    record = train_step(model, params, sgd, scheduler, examples, indices, 0, 1, training, torch.device("cpu"), 0,
-                        nullcontext())
+    record = train_step(TrainRun(model, params, sgd, scheduler, training, torch.device("cpu")), examples, indices)
     for b, p, r in zip(before, params, reference):
         torch.testing.assert_close(b - p.detach(), r, rtol=1e-5, atol=1e-8)
     assert record["examples"] == 8 and 0 <= record["flagged_rate"] <= 1

@@ -5,10 +5,10 @@ import csv
 import json
 import os
 import re
-import time
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest

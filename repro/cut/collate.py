@@ -84,7 +84,7 @@ class CutBatch:
     n_examples: int
     target_weights: torch.Tensor | None = None  # [B, L]: only when some example weighs its targets itself
 
-    def to(self, device) -> "CutBatch":
+    def to(self, device) -> CutBatch:
         weights = None if self.target_weights is None else self.target_weights.to(device)
         return CutBatch(self.input_ids.to(device), self.attention_mask.to(device), self.targets.to(device),
                         self.misalign_targets.to(device), self.negative.to(device), self.n_examples, weights)

@@ -15,8 +15,17 @@ from pathlib import Path
 
 import torch
 
-from repro.cut.train import (TrainJob, _device, _device_name, _distributed, _git_commit, _precision, _versions,
-                             load_model, training_tokenizer)
+from repro.cut.train import (
+    TrainJob,
+    _device,
+    _device_name,
+    _distributed,
+    _git_commit,
+    _precision,
+    _versions,
+    load_model,
+    training_tokenizer,
+)
 from repro.io import read_jsonl, sha256_file, write_json
 
 

@@ -24,7 +24,8 @@ class _TokenLogprobs(torch.autograd.Function):
             idx = rows[start:start + chunk]
             x = flat.index_select(0, idx).float()
             lse[start:start + chunk] = torch.logsumexp(x, dim=-1)
-            out[start:start + chunk] = x.gather(1, targets[start:start + chunk, None]).squeeze(1) - lse[start:start + chunk]
+            picked = x.gather(1, targets[start:start + chunk, None]).squeeze(1)
+            out[start:start + chunk] = picked - lse[start:start + chunk]
         ctx.save_for_backward(logits, rows, targets, lse)
         ctx.chunk = chunk
         return out

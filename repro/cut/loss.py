@@ -1,4 +1,4 @@
-"""The CUT loss (PAPER.md 1.4 and 1.7; the contract in DESIGN.md), as a pure function of logits.
+"""The CUT loss (Eqs. 5-7; docs/method.md), as a pure function of logits.
 
 For each example, ``nll_i`` is the mean negative log-likelihood of its first sequence's targets (Align-P: plain
 prompt; Align-N: judgment prompt): L2 of the paper. For a negative example, the k-th target of its Align-N

@@ -1,7 +1,8 @@
 """CUT training, as one readable recipe: setup, the step, checkpoints.
 
 One process (CPU or one GPU):
-    repro train --config config/paper.yaml --experiment cut-online-iter1 --out runs/paper/experiments/cut-online-iter1/adapter
+    repro train --config config/paper.yaml --experiment cut-online-iter1 \
+        --out runs/paper/experiments/cut-online-iter1/adapter
 Several GPUs (the released runs used 8, micro-batch 1):
     torchrun --nproc_per_node=8 -m repro.cli train --config config/paper.yaml --experiment cut-online-iter1 --out ...
 
@@ -20,7 +21,7 @@ import random
 import subprocess
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -169,13 +170,30 @@ def _all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:
         torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
 
 
-def train_step(model, params, optimizer, scheduler, examples: list[Example], indices: list[int], rank: int,
-               world: int, training: Training, device, pad_id: int, autocast) -> dict:
-    mine = indices[rank::world]
+@dataclass
+class TrainRun:
+    """What every optimiser step needs: the model and its trainable parameters, the optimiser and schedule, the
+    settings, where the batches go and how they are padded, and this process's place among the others."""
+    model: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    training: Training
+    device: torch.device
+    pad_id: int = 0
+    autocast: object = field(default_factory=nullcontext)
+    rank: int = 0
+    world: int = 1
+
+
+def train_step(run: TrainRun, examples: list[Example], indices: list[int]) -> dict:
+    """One optimiser step over the global batch `indices` (this process takes every world-th example)."""
+    training, device = run.training, run.device
+    mine = indices[run.rank::run.world]
     totals = {"loss": 0.0, "nll": 0.0, "ul": 0.0, "flagged": 0, "paired": 0, "tokens": 0, "negatives": 0}
     for start in range(0, len(mine), training.micro_batch_size):
-        batch = collate([examples[i] for i in mine[start:start + training.micro_batch_size]], pad_id).to(device)
-        out = forward_cut(model, batch, training, autocast)
+        batch = collate([examples[i] for i in mine[start:start + training.micro_batch_size]], run.pad_id).to(device)
+        out = forward_cut(run.model, batch, training, run.autocast)
         (out.per_example.sum() / len(indices)).backward()
         totals["loss"] += float(out.per_example.detach().sum())
         totals["nll"] += float(out.per_example_nll.sum())
@@ -184,19 +202,19 @@ def train_step(model, params, optimizer, scheduler, examples: list[Example], ind
         totals["paired"] += out.paired_tokens
         totals["tokens"] += batch.tokens
         totals["negatives"] += int(batch.negative.sum())
-    if world > 1:
-        _all_reduce_gradients(params)
+    if run.world > 1:
+        _all_reduce_gradients(run.params)
         summed = torch.tensor([totals[k] for k in totals], dtype=torch.float64, device=device)
         torch.distributed.all_reduce(summed)
         totals = dict(zip(totals, summed.tolist()))
     if not math.isfinite(totals["loss"]):
         raise FloatingPointError(f"the loss is {totals['loss']} (examples {indices}): stopping")
-    grad_norm = (torch.nn.utils.clip_grad_norm_(params, training.max_grad_norm) if training.max_grad_norm
-                 else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
-    lr = scheduler.get_last_lr()[0]
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+    grad_norm = (torch.nn.utils.clip_grad_norm_(run.params, training.max_grad_norm) if training.max_grad_norm
+                 else torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in run.params if p.grad is not None])))
+    lr = run.scheduler.get_last_lr()[0]
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
     n = len(indices)
     return {"loss": totals["loss"] / n, "nll": totals["nll"] / n,
             "ul": totals["ul"] / totals["negatives"] if totals["negatives"] else 0.0,
@@ -312,6 +330,7 @@ def train(job: TrainJob) -> Path:
     start = load_checkpoint(checkpoints, model, optimizer, scheduler, fingerprint) if job.resume else 0
     compute = _precision(training, device)
     autocast = (torch.autocast(device.type, dtype=compute) if compute != torch.float32 else nullcontext())
+    run = TrainRun(model, params, optimizer, scheduler, training, device, pad_id, autocast, rank, world)
 
     log_path = job.out.parent / "train_log.jsonl"  # beside the output, so a resumed run keeps its history
     if rank == 0:
@@ -323,8 +342,7 @@ def train(job: TrainJob) -> Path:
     for step in range(start, total):
         tick = time.time()
         indices = global_batch(step, len(examples), training, steps_per_epoch)
-        record = train_step(model, params, optimizer, scheduler, examples, indices, rank, world, training, device,
-                            pad_id, autocast)
+        record = train_step(run, examples, indices)
         record = {"step": step + 1, "epoch": step // steps_per_epoch, **record,
                   "tokens_per_s": record["tokens"] / max(time.time() - tick, 1e-9)}
         if rank == 0:

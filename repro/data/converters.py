@@ -1,5 +1,5 @@
 """Converters from each source's own schema to the project's records, doing exactly what the released
-`scripts/convert2alpaca.py` and `finetune_unlikelihood.py` do (PAPER.md 1.7 and 4.2).
+`wwxu21/CUT/scripts/convert2alpaca.py` and `finetune_unlikelihood.py` do (docs/fidelity.md, docs/method.md).
 
 Every converter returns ``(rows, stats)``: rows are JSON-ready dicts, stats count what was read, kept, and
 dropped by each skip rule of the released code, so nothing disappears silently.
@@ -10,8 +10,8 @@ import csv
 import gzip
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from repro.data.errors import DataError
 from repro.data.records import FieldReader, Record, apply_positive_rule
@@ -296,16 +296,21 @@ def _dataset_table() -> dict[str, tuple[str, Prepare]]:
     table: dict[str, tuple[str, Prepare]] = {
         "shepherd": ("train", lambda s: shepherd(s.path("shepherd", "shepherd/human_data_for_model.jsonl"),
                                                  s.path("shepherd", "shepherd/human_data_raw.jsonl"))),
-        "summarization-train": ("train", lambda s: summarization(s.path("summarization", "summarization/train.jsonl.gz"))),
-        "summarization-test": ("train", lambda s: summarization(s.path("summarization", "summarization/test.jsonl.gz"))),
+        "summarization-train": ("train", lambda s: summarization(
+            s.path("summarization", "summarization/train.jsonl.gz"))),
+        "summarization-test": ("train", lambda s: summarization(
+            s.path("summarization", "summarization/test.jsonl.gz"))),
         "ultrafeedback": ("train", lambda s: ultrafeedback(
             [s.path("ultrafeedback", f"ultrafeedback/{p}.jsonl") for p in ULTRAFEEDBACK_PARTS])),
         "cut-ultrafeedback": ("train", lambda s: judged_alpaca(
             s.path("cut-ultrafeedback", "cut/UltraFeedback/train-alpaca_1000.json"))),
-        "stanford-alpaca": ("train", lambda s: stanford_alpaca(s.path("stanford-alpaca", "stanford_alpaca/alpaca_data.json"))),
+        "stanford-alpaca": ("train", lambda s: stanford_alpaca(
+            s.path("stanford-alpaca", "stanford_alpaca/alpaca_data.json"))),
         "alpaca-eval": ("eval", lambda s: alpaca_eval(s.path("alpaca-eval", "alpaca_eval/alpaca_eval.json"))),
-        "alpaca-eval-2": ("eval", lambda s: alpaca_eval(s.path("alpaca-eval", "alpaca_eval/alpaca_eval_gpt4_baseline.json"))),
-        "hellaswag-validation": ("eval", lambda s: hellaswag(s.path("hellaswag", "hellaswag/data/hellaswag_val.jsonl"))),
+        "alpaca-eval-2": ("eval", lambda s: alpaca_eval(
+            s.path("alpaca-eval", "alpaca_eval/alpaca_eval_gpt4_baseline.json"))),
+        "hellaswag-validation": ("eval", lambda s: hellaswag(
+            s.path("hellaswag", "hellaswag/data/hellaswag_val.jsonl"))),
         "truthfulqa-mc": ("eval", lambda s: truthfulqa(s.path("truthfulqa", "truthfulqa/data/mc_task.json"))),
     }
     for k in range(1, 6):

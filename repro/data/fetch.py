@@ -28,7 +28,8 @@ def source(name: str) -> Source:
     try:
         return SOURCES[name]
     except KeyError:
-        raise DataError(None, None, None, f"unknown data source '{name}'; known: {', '.join(sorted(SOURCES))}") from None
+        known = ", ".join(sorted(SOURCES))
+        raise DataError(None, None, None, f"unknown data source '{name}'; known: {known}") from None
 
 
 def data_file(source_name: str, path: str) -> DataFile:
@@ -49,7 +50,7 @@ class DataStore:
         self._retry_sleep = 2.0  # seconds, doubled each attempt
 
     @classmethod
-    def from_env(cls, mirror: str | os.PathLike | None = None, **kwargs) -> "DataStore":
+    def from_env(cls, mirror: str | os.PathLike | None = None, **kwargs) -> DataStore:
         """Explicit arguments first, then REPRO_DATA_MIRROR / REPRO_DATA_CACHE / REPRO_DATA_BASE_URL."""
         return cls(
             mirror=os.environ.get("REPRO_DATA_MIRROR") or mirror,

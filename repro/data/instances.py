@@ -1,4 +1,4 @@
-"""Turn normalised records into CUT training instances (PAPER.md 1.3, 1.6, 1.7.5).
+"""Turn normalised records into CUT training instances (paper §4.1, Figure 5; docs/method.md).
 
 A positive record becomes one Align-P instance (plain prompt + response). A negative record becomes one Align-N
 instance (judgment prompt + response) that carries its Misalign prompt (plain prompt, the same response).

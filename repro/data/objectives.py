@@ -1,4 +1,4 @@
-"""Training instances per objective (PAPER.md 1.2, 4.1, 5): how each method sees a judged record.
+"""Training instances per objective (paper §3.2, §4.1, §5.3; docs/method.md): how each method sees a judged record.
 
 Every objective reads the same normalised records and writes instances of three kinds:
 ``align_p`` / ``align_n`` (CUT, repro.data.instances), ``mle`` (likelihood on ``response`` after ``prompt``;
@@ -67,7 +67,8 @@ def _ai_judge(record: dict, i: int, source: str) -> dict:
 
 
 def _ilf_pairs(records: list[dict], source: str) -> list[dict]:
-    return [{"kind": "pair", "source_index": r["source_index"], "prompt": plain_prompt(r["instruction"], r.get("input")),
+    return [{"kind": "pair", "source_index": r["source_index"],
+             "prompt": plain_prompt(r["instruction"], r.get("input")),
              "chosen": _refinement(r, i, source), "rejected": r["output"]}
             for i, r in enumerate(records) if r["judgment"] is not None]
 

@@ -29,7 +29,7 @@ class Record:
 
 
 def apply_positive_rule(judgment: str | None, score: float | None) -> str | None:
-    """Released rule (PAPER.md 1.7.4): positive if there is no judgment, or if score >= 7 (judgment dropped)."""
+    """Released rule (docs/method.md): positive if there is no judgment, or if score >= 7 (judgment dropped)."""
     if score is not None and score >= POSITIVE_SCORE:
         return None
     return judgment

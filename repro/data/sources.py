@@ -1,6 +1,6 @@
 """Where every data set the paper uses comes from.
 
-Each file has a relative path in the *canonical layout* (the layout of ../shared/data and of any mirror), the URL
+Each file has a relative path in the *canonical layout* (the layout of any local mirror), the URL
 it is downloaded from when no mirror is set, and its sha256 where the canonical bytes are stable. A `None` sha256
 means the bytes are not pinned (a derived file or a moving branch); the converters still validate the content.
 Archives (ARC, MMLU) are downloaded whole and the listed members are extracted into the canonical layout.
@@ -110,7 +110,7 @@ _register(Source(
         DataFile("summarization/train.jsonl.gz", f"{CRITIQUES}/train.jsonl.gz"),
         DataFile("summarization/test.jsonl.gz", f"{CRITIQUES}/test.jsonl.gz"),
     ),
-    note="Not in ../shared/data; the smoke profile uses project-generated records in the same schema.",
+    note="Not in the development mirror; the smoke profile uses project-generated records in the same schema.",
 ))
 
 _register(Source(
@@ -120,7 +120,7 @@ _register(Source(
         DataFile(f"ultrafeedback/{part}.jsonl", f"{HF}/openbmb/UltraFeedback/resolve/main/{part}.jsonl")
         for part in ULTRAFEEDBACK_PARTS
     ),
-    note="Not in ../shared/data; the smoke profile uses project-generated records in the same schema.",
+    note="Not in the development mirror; the smoke profile uses project-generated records in the same schema.",
 ))
 
 _register(Source(
@@ -128,12 +128,13 @@ _register(Source(
     "CC-BY-NC-4.0", "https://github.com/tatsu-lab/stanford_alpaca",
     (DataFile("stanford_alpaca/alpaca_data.json",
               f"{GH}/tatsu-lab/stanford_alpaca/761dc5bfbdeeffa89b8bff5d038781a4055f796a/alpaca_data.json"),),
-    note="Not in ../shared/data.",
+    note="Not in the development mirror.",
 ))
 
 _AE_RESULTS = {
     "llama-2-13b-chat-hf/model_outputs.json": "75ff67385486aef7c93ef5cf57ca29d2fc377b04ae3cb71fe107d7062948647f",
-    "llama-2-13b-chat-hf/alpaca_eval_gpt4/annotations.json": "581ebec7a146f37f5d0a685e18a04ff67661dea48f504c84848263b476ce8c50",
+    "llama-2-13b-chat-hf/alpaca_eval_gpt4/annotations.json":
+        "581ebec7a146f37f5d0a685e18a04ff67661dea48f504c84848263b476ce8c50",
     "llama-2-7b-chat-hf/model_outputs.json": "5a66ed18b1ecef7a6a728eb32665651853092cbf11d518538d80d86c2df1b5ae",
     "cut-13b/model_outputs.json": "7d620737935a54ddd4a8d3b641812a04372cd99b97d17fbbcdf077859135974d",
     "cut-13b/alpaca_eval_gpt4/annotations.json": "78e8252723186bf5b91901bd5d4b204b289fbff269f266971f654292ed80b332",
@@ -143,7 +144,7 @@ _register(Source(
     "stored model outputs and GPT-4 annotations", "CC-BY-NC-4.0 (data), Apache-2.0 (code)",
     "https://github.com/tatsu-lab/alpaca_eval",
     (
-        # The canonical HF files are re-serialised in ../shared/data (same content, other bytes): not pinned.
+        # The canonical HF files are re-serialised in the development mirror (same content, other bytes): not pinned.
         DataFile("alpaca_eval/alpaca_eval.json", f"{HF}/tatsu-lab/alpaca_eval/resolve/main/alpaca_eval.json"),
         DataFile("alpaca_eval/alpaca_eval_gpt4_baseline.json",
                  f"{HF}/tatsu-lab/alpaca_eval/resolve/main/alpaca_eval_gpt4_baseline.json"),
@@ -169,7 +170,7 @@ _register(Source(
 _register(Source(
     "hellaswag", "HellaSwag validation split", "MIT", "https://github.com/rowanz/hellaswag",
     (DataFile("hellaswag/data/hellaswag_val.jsonl", f"{GH}/rowanz/hellaswag/master/data/hellaswag_val.jsonl"),),
-    note="The ../shared/data copy is rebuilt from a preprocessed form (see its README); the train split, the "
+    note="The development mirror's copy is rebuilt from a preprocessed form; the train split, the "
          "paper's 10-shot source, is not in it.",
 ))
 
@@ -194,7 +195,8 @@ HUB = "https://huggingface.co"
 _register(Source(
     "llama-2-tokenizer", "The LLaMA-2 SentencePiece tokenizer (vocab 32000, BOS 1, EOS 2), the same file in every "
     "LLaMA-2 model of the paper", "Llama 2 Community License", f"{HUB}/meta-llama/Llama-2-13b-chat-hf",
-    (DataFile("tokenizers/llama-2/tokenizer.model", f"{HUB}/meta-llama/Llama-2-13b-chat-hf/resolve/main/tokenizer.model",
+    (DataFile("tokenizers/llama-2/tokenizer.model",
+              f"{HUB}/meta-llama/Llama-2-13b-chat-hf/resolve/main/tokenizer.model",
               "9e556afd44213b6bd1be2b850ebbbd98f5481437a8021afaf58ee7fb1818d347"),),
 ))
 for _name, _repo, _licence in (

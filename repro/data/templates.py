@@ -1,4 +1,5 @@
-"""The paper's prompt templates, verbatim from the released `templates/alpaca.json` (PAPER.md 1.6).
+"""The paper's prompt templates, verbatim from the released `templates/alpaca.json` (Figures 5, 6, 8, 9;
+docs/method.md).
 
 A test checks these strings byte for byte against the mirror's copy of the released file.
 """
@@ -44,7 +45,7 @@ def judgment_prompt(instruction: str, judgment: str, input_text: str | None = No
     return JUDGMENT.format(instruction=fold_input(instruction, input_text), judgment=judgment)
 
 
-# ILF's refinement prompt (Eq. 2, y_hat = LLM(x, y, j)). The paper does not give it (PAPER.md 6.5): ours, in the
+# ILF's refinement prompt (Eq. 2, y_hat = LLM(x, y, j)). The paper does not give it: ours, in the
 # style of the templates above.
 REFINE = (
     "Below is an instruction that describes a task, a response to it, and a judgment of that response. Write an "

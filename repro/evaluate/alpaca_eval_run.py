@@ -1,5 +1,5 @@
-"""AlpacaEval through the `alpaca_eval` package (PAPER.md 4.5): AlpacaEval 1.0 by default, the GPT-4 annotator
-`alpaca_eval_gpt4`, reference = text-davinci-003 outputs, win rate with ties counted half.
+"""AlpacaEval through the `alpaca_eval` package (paper §5; docs/settings.md): AlpacaEval 1.0 by default, the GPT-4
+annotator `alpaca_eval_gpt4`, reference = text-davinci-003 outputs, win rate with ties counted half.
 
 Annotations are cached on disk per annotator (``<cache>/<annotator>.json``), so a rerun or a crash never pays
 twice; the cache can be seeded from stored annotations (``cache_seed``). With ``only_cached`` nothing is sent to
@@ -18,14 +18,16 @@ import yaml
 from repro.evaluate.winrate import winrate
 from repro.io import read_json, sha256_file, write_json
 
-LOCAL_JUDGES = Path(__file__).parent / "judges"
+LOCAL_ANNOTATORS = Path(__file__).parent / "annotators"
 PAPER_ANNOTATOR = "alpaca_eval_gpt4"
+# the reference outputs of each AlpacaEval version (files of the `alpaca-eval` data source)
+REFERENCE_FILES = {"1.0": "alpaca_eval/alpaca_eval.json", "2.0": "alpaca_eval/alpaca_eval_gpt4_baseline.json"}
 KEYS = ("instruction", "output_1", "output_2")
 
 
 def _annotator_config(annotator: str) -> tuple[Path, bool]:
-    """(config path, is_local). A local judge is a folder under repro/evaluate/judges or a path to one."""
-    local = LOCAL_JUDGES / annotator
+    """(config path, is_local). A local judge is a folder under repro/evaluate/annotators or a path to one."""
+    local = LOCAL_ANNOTATORS / annotator
     if local.is_dir():
         return local / "configs.yaml", True
     if Path(annotator).is_dir() and (Path(annotator) / "configs.yaml").is_file():
@@ -35,7 +37,7 @@ def _annotator_config(annotator: str) -> tuple[Path, bool]:
     config = Path(constants.__file__).parent / "evaluators_configs" / annotator / "configs.yaml"
     if not config.is_file():
         raise ValueError(f"unknown annotator '{annotator}': not an alpaca_eval config nor a local judge in "
-                         f"{LOCAL_JUDGES}")
+                         f"{LOCAL_ANNOTATORS}")
     return config, False
 
 
@@ -122,10 +124,10 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
     if is_local:
         if not judge_model:
             raise ValueError(f"annotator '{annotator}' is a local judge: give its model (judge_model)")
-        from repro.evaluate.judge import LocalJudge
+        from repro.evaluate.local_annotator import LocalAnnotator
 
         judge = f"{judge_model}" + (f" + {judge_adapter}" if judge_adapter else "")
-        kwargs["Annotator"] = _local_annotator_class(LocalJudge(judge_model, judge_adapter, judge_backend))
+        kwargs["Annotator"] = _local_annotator_class(LocalAnnotator(judge_model, judge_adapter, judge_backend))
     else:
         judge = settings.get("completions_kwargs", {}).get("model_name")
     metric = "get_length_controlled_winrate" if length_controlled else "get_winrate"

@@ -1,6 +1,6 @@
 """ARC / HellaSwag / MMLU / TruthfulQA with lm-eval, pinned to the Open LLM Leaderboard v1 settings the paper
-followed (PAPER.md 4.5): ARC-Challenge 25-shot acc_norm, HellaSwag 10-shot acc_norm, MMLU 5-shot acc averaged
-over the 57 subjects without weighting by size, TruthfulQA 0-shot mc2.
+followed (paper §5; docs/settings.md): ARC-Challenge 25-shot acc_norm, HellaSwag 10-shot acc_norm, MMLU 5-shot acc
+averaged over the 57 subjects without weighting by size, TruthfulQA 0-shot mc2.
 
 Task files are thin YAMLs written at run time that `include:` lm-eval's own task file (prompts and metrics stay
 lm-eval's) and point it at the prepared local data. Few-shot sources: ARC train; MMLU dev (first 5, as lm-eval);
@@ -19,6 +19,10 @@ import yaml
 from repro.io import read_jsonl, sha256_file, write_json, write_jsonl
 
 METRICS = {"arc_challenge": "acc_norm", "hellaswag": "acc_norm", "mmlu": "acc", "truthfulqa_mc2": "acc"}
+# the prepared evaluation sets the task files read (data set NAMEs of `repro data prepare`), per task
+TASK_DATA = {"arc_challenge": ("arc-challenge-train", "arc-challenge-test"), "hellaswag": ("hellaswag-validation",),
+             "truthfulqa_mc2": ("truthfulqa-mc",), "mmlu": ("mmlu-dev", "mmlu-test")}
+EVAL_SETS = tuple(name for names in TASK_DATA.values() for name in names)
 FEWSHOT_SOURCE = {"arc_challenge": "ARC-Challenge train", "mmlu": "MMLU dev (first n)",
                   "hellaswag": "HellaSwag validation, the current item excluded (train split unavailable)",
                   "truthfulqa_mc2": "none (0-shot; lm-eval's fixed 6-example QA preamble)"}

@@ -21,3 +21,21 @@ def rouge(predictions: list[str], references: list[str], use_stemmer: bool = Tru
         for key in ROUGE_TYPES:
             totals[key] += scores[key].fmeasure
     return {key: 100 * value / len(predictions) for key, value in totals.items()} | {"n": len(predictions)}
+
+
+def score_files(predictions_path, references_path, reference_field: str = "output", use_stemmer: bool = True) -> dict:
+    """ROUGE of generated summaries (`repro generate` JSONL) against prepared records, row by row: the two files
+    must hold the same instructions in the same order, and every reference must be non-empty."""
+    from repro.io import read_jsonl
+
+    predictions, references = read_jsonl(predictions_path), read_jsonl(references_path)
+    if len(predictions) != len(references):
+        raise ValueError(f"{predictions_path} has {len(predictions)} rows but {references_path} has {len(references)}")
+    for i, (p, r) in enumerate(zip(predictions, references)):
+        if p["instruction"] != r["instruction"]:
+            raise ValueError(f"{predictions_path}, line {i + 1}: instruction differs from {references_path}")
+        if not r.get(reference_field):
+            raise ValueError(f"{references_path}, line {i + 1}, field '{reference_field}': empty reference")
+    scores = rouge([p["output"] for p in predictions], [r[reference_field] for r in references], use_stemmer)
+    return {"benchmark": "rouge", **scores, "use_stemmer": use_stemmer, "reference_field": reference_field,
+            "predictions": str(predictions_path), "references": str(references_path)}

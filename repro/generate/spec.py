@@ -14,7 +14,7 @@ from repro.io import sha256_file
 
 @dataclass(frozen=True)
 class Decoding:
-    max_new_tokens: int = 2048  # released scripts/generate.py
+    max_new_tokens: int = 2048  # released wwxu21/CUT/scripts/generate.py
     temperature: float = 0.0  # 0 = greedy (num_beams 1), as released
     top_p: float = 1.0
     seed: int = 0

@@ -1,1 +1,1 @@
-"""Judgment annotation (PAPER.md 1.6): who judges a response, with which prompt, and how a verdict is read."""
+"""Judgment annotation (Figures 8 and 9): who judges a response, with which prompt, and how a verdict is read."""

@@ -23,6 +23,7 @@ FIGURE_ROWS = {
     "figure7": tuple(str(x) for x in paper.FIGURES["figure7"]["x_ratio"]),
 }
 FIGURE_METRICS = {"figure3": METRICS, "figure4": METRICS, "figure7": ("truthfulqa",)}
+FIGURES = ("figure2", "figure3", "figure4", "figure7")  # the paper's figures with data (1, 5, 6, 8, 9 are schematic)
 
 
 def _pyplot():
@@ -207,4 +208,4 @@ def build_figure(name: str, config, runs: str | Path, out_png: str | Path, store
         return plot_ratio(config, runs, out_png, store)
     if name in ("figure3", "figure4"):
         return plot_bars(name, config, runs, out_png, store)
-    raise ValueError(f"unknown figure '{name}' (figure2, figure3, figure4, figure7)")
+    raise ValueError(f"unknown figure '{name}' ({', '.join(FIGURES)})")

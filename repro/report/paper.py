@@ -1,5 +1,5 @@
 """Every published number of the paper's Tables 2-6 and the stated values of Figures 3, 4 and 7, from v4
-(arXiv 2312.14591v4, ACL 2024 Findings), as transcribed in PAPER.md. Known v1 values are kept apart."""
+(arXiv 2312.14591v4, ACL 2024 Findings), as printed there. Known v1 values are kept apart."""
 from __future__ import annotations
 
 VERSION = "arXiv 2312.14591v4 (ACL 2024 Findings)"

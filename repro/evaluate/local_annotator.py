@@ -17,7 +17,7 @@ from repro.generate.spec import Decoding, GenerationSpec
 CHOICES = ("m", "M")
 
 
-class LocalJudge:
+class LocalAnnotator:
     def __init__(self, model: str, adapter: str | None = None, backend: str = "transformers"):
         self.spec = GenerationSpec(model=model, adapter=adapter, backend=backend, batch_size=8)
         self._backend = None

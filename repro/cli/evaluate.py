@@ -1,0 +1,108 @@
+"""`repro evaluate ...`: AlpacaEval win rates, lm-eval benchmarks, ROUGE."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from repro.cli.common import add, store
+
+
+def register(commands) -> None:
+    evaluate = commands.add_parser("evaluate", help="score: AlpacaEval win rate, lm-eval benchmarks, ROUGE")
+    sub = evaluate.add_subparsers(dest="evaluate_command", required=True)
+
+    p = add(sub, "winrate", "AlpacaEval win rate of an annotations file (ties count half)",
+            "repro evaluate winrate ../shared/data/alpaca_eval/results/cut-13b/alpaca_eval_gpt4/annotations.json")
+    p.add_argument("annotations")
+    p.set_defaults(func=winrate)
+
+    p = add(sub, "alpaca-eval", "annotate model outputs against the reference with alpaca_eval",
+            "repro evaluate alpaca-eval --model-outputs out.json --out scores.json --cache cache/   # GPT-4, 1.0\n"
+            "repro evaluate alpaca-eval --model-outputs out.json --out scores.json --cache cache/ "
+            "--annotator local_pairwise --judge-model MODEL")
+    p.add_argument("--model-outputs", required=True)
+    p.add_argument("--out", required=True, help="scores JSON (annotations are written beside it)")
+    p.add_argument("--cache", required=True, help="annotation cache folder (one JSON per annotator)")
+    p.add_argument("--annotator", default="alpaca_eval_gpt4", help="alpaca_eval config name, or a local judge")
+    p.add_argument("--version", choices=["1.0", "2.0"], default="1.0")
+    p.add_argument("--length-controlled", action="store_true")
+    p.add_argument("--reference", help="reference outputs (default: the version's reference from the registry)")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--cache-seed", action="append", help="stored annotations to seed the cache with")
+    p.add_argument("--only-cached", action="store_true", help="call no judge: leave out uncached outputs")
+    p.add_argument("--judge-model", help="model of a local judge")
+    p.add_argument("--judge-adapter")
+    p.add_argument("--judge-backend", choices=["transformers", "vllm"], default="transformers")
+    p.add_argument("--mirror")
+    p.set_defaults(func=alpaca_eval)
+
+    p = add(sub, "rouge", "ROUGE of generated summaries against prepared references",
+            "repro evaluate rouge --predictions gen.jsonl --references summarization-test.jsonl --out rouge.json")
+    p.add_argument("--predictions", required=True, help="generation JSONL (repro generate)")
+    p.add_argument("--references", required=True, help="prepared records JSONL (repro data prepare)")
+    p.add_argument("--reference-field", choices=["output", "refinement"], default="output")
+    p.add_argument("--no-stemmer", action="store_true")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=rouge)
+
+    p = add(sub, "lm-eval", "ARC / HellaSwag / MMLU / TruthfulQA with pinned local task files (settings from "
+            "--config's evaluation.lm_eval, else its defaults: the Open LLM Leaderboard v1 shots)",
+            "repro evaluate lm-eval --model MODEL --data runs/smoke/data --config config/smoke.yaml --out lm.json")
+    p.add_argument("--model", required=True)
+    p.add_argument("--adapter")
+    p.add_argument("--data", required=True, help="folder of prepared evaluation sets (repro data prepare)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="take shots, limit, batch size and backend from this config")
+    p.add_argument("--backend", choices=["hf", "vllm"])
+    p.add_argument("--limit", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--tensor-parallel", type=int, default=1, help="GPUs of the vllm backend's engine")
+    p.set_defaults(func=lm_eval)
+
+
+def winrate(args) -> int:
+    from repro.evaluate.winrate import winrate as win_rate
+    from repro.io import read_json
+
+    print(json.dumps(win_rate(read_json(args.annotations))))
+    return 0
+
+
+def alpaca_eval(args) -> int:
+    from repro.evaluate.alpaca_eval_run import REFERENCE_FILES, evaluate_alpaca_eval
+
+    reference = args.reference or str(store(args).path("alpaca-eval", REFERENCE_FILES[args.version]))
+    scores = evaluate_alpaca_eval(
+        args.model_outputs, reference, args.out, args.cache, annotator=args.annotator,
+        version=args.version, length_controlled=args.length_controlled, limit=args.limit,
+        cache_seed=args.cache_seed, only_cached=args.only_cached, judge_model=args.judge_model,
+        judge_adapter=args.judge_adapter, judge_backend=args.judge_backend)
+    print(json.dumps({k: scores[k] for k in ("win_rate", "standard_error", "n", "wins", "losses", "ties",
+                                             "missing", "annotator", "comparable_with_paper")}))
+    return 0
+
+
+def rouge(args) -> int:
+    from repro.evaluate.rouge import score_files
+    from repro.io import write_json
+
+    payload = score_files(args.predictions, args.references, args.reference_field, not args.no_stemmer)
+    write_json(args.out, payload)
+    print(json.dumps(payload))
+    return 0
+
+
+def lm_eval(args) -> int:
+    from repro.config import LmEvalSettings, load_config
+    from repro.evaluate.lm_eval_run import EVAL_SETS, run_lm_eval
+
+    settings = load_config(args.config).evaluation.lm_eval if args.config else LmEvalSettings()
+    data = {name: Path(args.data) / f"{name}.jsonl" for name in EVAL_SETS}
+    payload = run_lm_eval(args.model, args.out, data, {task: t.num_fewshot for task, t in settings.tasks.items()},
+                          adapter=args.adapter, backend=args.backend or settings.backend,
+                          limit=args.limit if args.limit is not None else settings.limit,
+                          batch_size=args.batch_size or settings.batch_size, device=args.device,
+                          tensor_parallel=args.tensor_parallel)
+    print(json.dumps(payload["scores"]))
+    return 0

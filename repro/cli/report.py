@@ -1,0 +1,66 @@
+"""`repro report table|figure` and `repro plan`: the paper's tables and figures from finished runs, and what
+the runs will cost."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from repro.cli.common import add, store
+from repro.report.figures import FIGURES
+from repro.report.tables import TABLES
+
+
+def register(commands) -> None:
+    report = commands.add_parser("report", help="rebuild a table or figure of the paper from finished runs")
+    sub = report.add_subparsers(dest="report_command", required=True)
+    for kind, func, names, suffix in (("table", table, list(TABLES), "md"), ("figure", figure, list(FIGURES), "png")):
+        p = add(sub, kind, f"write the {kind} (.md/.csv/.tex or .png/.pdf) beside the paper's values",
+                f"repro report {kind} {names[-1]} --config config/smoke.yaml")
+        p.add_argument("name", choices=names)
+        p.add_argument("--config", required=True)
+        p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
+        p.add_argument("--out", help=f"default {kind}s/<profile>/<name>.{suffix}")
+        p.add_argument("--mirror", help="data mirror (stored AlpacaEval annotations)")
+        p.set_defaults(func=func)
+
+    p = add(commands, "plan", "GPU-hours and judge API cost of a config, per table and figure",
+            "repro plan --config config/paper.yaml --gpu H100")
+    p.add_argument("--config", required=True)
+    p.add_argument("--gpu", default="H100", help="H100, H200, A100 or L40S")
+    p.add_argument("--mirror", help="data mirror (token counts of the real data)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=plan)
+
+
+def table(args) -> int:
+    from repro.config import load_config
+    from repro.report.tables import build_table, write_table
+
+    config = load_config(args.config)
+    runs = Path(args.runs or f"runs/{config.profile}")
+    out = Path(args.out or f"tables/{config.profile}/{args.name}.md")
+    for path in write_table(build_table(args.name, config, runs, store(args)), out):
+        print(path)
+    return 0
+
+
+def figure(args) -> int:
+    from repro.config import load_config
+    from repro.report.figures import build_figure
+
+    config = load_config(args.config)
+    runs = Path(args.runs or f"runs/{config.profile}")
+    out = Path(args.out or f"figures/{config.profile}/{args.name}.png")
+    for path in build_figure(args.name, config, runs, out, store(args)):
+        print(path)
+    return 0
+
+
+def plan(args) -> int:
+    from repro.config import load_config
+    from repro.plan import format_plan
+    from repro.plan import plan as cost_plan
+
+    result = cost_plan(load_config(args.config), args.gpu, store(args))
+    print(json.dumps(result, indent=2) if args.json else format_plan(result))
+    return 0

@@ -1,0 +1,59 @@
+"""The repository stands on its own: lint-clean, every document it cites is in it, the README's layout is the tree."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = (".py", ".md", ".yaml", ".toml", ".smk", ".sh", ".txt", "")
+
+
+def _tracked() -> list[Path]:
+    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    return [ROOT / n for n in names if (ROOT / n).suffix in TEXT and (ROOT / n).is_file()]
+
+
+def test_ruff_is_clean():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_every_cited_document_is_in_the_repository():
+    """No file names the development machines' specs (PAPER.md, DESIGN.md, STACK.md), and every docs/*.md or
+    repro/*.py path a file names exists."""
+    outside = re.compile(r"\b(PAPER|DESIGN|STACK)\.md\b")
+    # paths of this repository (a path qualified by another repository, wwxu21/CUT/scripts/..., is that one's)
+    folders = "docs|repro|tests|benchmarks|config|workflow|scripts"
+    cited = re.compile(rf"(?<![\w/])((?:{folders})/[\w/.-]+\.(?:md|py|yaml|smk|sh))\b")
+    problems = []
+    for path in _tracked():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        problems += [f"{path.relative_to(ROOT)}: cites {m.group(0)}" for m in outside.finditer(text)]
+        problems += [f"{path.relative_to(ROOT)}: names missing {m.group(1)}" for m in cited.finditer(text)
+                     if "<" not in m.group(1) and not (ROOT / m.group(1)).exists()]
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_layout_matches_the_tree():
+    """Every entry of the README's layout block exists, and every top-level folder, repro module and repro
+    sub-package is in it."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"[\w.-]+(?:/[\w.-]*)?", block))
+    tracked = {p.relative_to(ROOT) for p in _tracked()}
+    top = {p.parts[0] for p in tracked if len(p.parts) > 1 and not p.parts[0].startswith(".")}
+    missing = {f"{d}/" for d in top if f"{d}/" not in named and d not in named}
+    package = ROOT / "repro"
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    subpackages = {p.name for p in package.iterdir() if (p / "__init__.py").is_file()}
+    missing |= {f"repro/{m}.py" for m in modules if m not in named and f"{m}.py" not in named}
+    missing |= {f"repro/{s}/" for s in subpackages if f"{s}/" not in named and s not in named}
+    for sub in subpackages:
+        for module in (package / sub).glob("*.py"):
+            if module.stem not in ("__init__", "__main__") and module.stem not in block:
+                missing.add(f"repro/{sub}/{module.name}")
+    assert not missing, f"the README's layout lacks {sorted(missing)}"
+    for entry in re.findall(r"^    ([\w./-]+/?)\s", block, re.M):
+        assert (ROOT / entry.rstrip("/")).exists(), f"the README's layout names {entry}, which is not in the tree"

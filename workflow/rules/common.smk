@@ -1,0 +1,204 @@
+# Helpers shared by the stage files: paths, the starting weights of a run, shell options. No rules here.
+import os
+import shlex
+
+from repro.config import loop_experiment
+from repro.data.converters import DATASETS
+from repro.data.samples import DATASET_SOURCE
+from repro.evaluate.lm_eval_run import EVAL_SETS
+from repro.report.figures import FIGURES
+from repro.report.figures import input_files as figure_input_files
+from repro.report.tables import TABLES, table_inputs
+
+ENV = os.path.join(workflow.basedir, "envs", "repro.yaml")
+GPU = 0 if CFG.device == "cpu" else 1  # GPUs of a training job
+GENERATED = f"{RUNS}/generated-data"
+
+
+def option(flag, value):
+    """`flag value` with the value shell-quoted; nothing for None / False; the bare flag for True."""
+    if value is None or value is False:
+        return ""
+    return flag if value is True else f"{flag} {shlex.quote(str(value))}"
+
+
+MIRROR = option("--mirror", CFG.data.mirror)
+
+
+# ------------------------------------------------------------------ data
+
+def uses_generated(dataset):
+    return DATASET_SOURCE.get(dataset) in CFG.data.generated
+
+
+def prepare_options(name):
+    """data.limit subsets training sets only; evaluation sets stay whole (the evaluators sample them)."""
+    limited = CFG.data.limit is not None and DATASETS.get(name, ("train",))[0] == "train"
+    source = option("--generated-samples", GENERATED) if uses_generated(name) else MIRROR
+    return f"{source} {option('--limit', CFG.data.limit)}" if limited else source
+
+
+def experiment_records(experiment):
+    """The records an experiment trains on: a prepared data set, a live loop's judged responses, or (ILF with
+    model refinements) the records refined by the starting model."""
+    exp = CFG.experiments[experiment]
+    if CFG.experiment_training(experiment).needs_model_refinements:
+        return f"{RUNS}/experiments/{experiment}/refined.jsonl"
+    if exp.loop:
+        return f"{RUNS}/online/{exp.loop}/iter{exp.iteration}/judged.jsonl"
+    return f"{RUNS}/data/{exp.dataset}.jsonl"
+
+
+def instance_options(experiment):
+    training = CFG.experiment_training(experiment)
+    exp = CFG.experiments[experiment]
+    return " ".join(filter(None, [
+        option("--downsample", training.downsample), option("--seed", training.seed),
+        option("--objective", training.objective),
+        option("--skip-empty", bool(exp.loop)),  # a model's own answers may be empty
+        option("--instructions", exp.instructions)]))
+
+
+# ------------------------------------------------------------------ models and runs
+
+def starting_weights(experiment):
+    """Local inputs of an experiment's training: a built model or a merged predecessor ([] for hub models)."""
+    path = CFG.base_model_path(experiment, RUNS)
+    return [path] if path.startswith(RUNS) else []
+
+
+def base_model(experiment, input):
+    """The starting weights to pass on: the local input when there is one, else the hub id."""
+    return input.weights[0] if input.weights else CFG.base_model_path(experiment, RUNS)
+
+
+def built_models():
+    return [f"{RUNS}/models/{name}" for name, spec in CFG.models.items() if spec.source != "hub"]
+
+
+def model_folder(name):
+    """A model's weights among a job's inputs (its built folder; [] for hub models, which transformers fetches)."""
+    return [f"{RUNS}/models/{name}"] if CFG.models[name].source != "hub" else []
+
+
+def model_path(name, input_folders):
+    return input_folders[0] if input_folders else CFG.models[name].path
+
+
+def run_model_key(run):
+    """The `models` entry a run generates with: base-<model>, or an experiment's base model."""
+    return run.removeprefix("base-") if run.startswith("base-") else CFG.experiments[run].base_model
+
+
+def gpus(run):
+    """GPUs one generation / evaluation engine of a run takes (its model's tensor-parallel size); 0 on CPU."""
+    return 0 if CFG.device == "cpu" else CFG.models[run_model_key(run)].tensor_parallel
+
+
+def tensor_parallel(wildcards):
+    return CFG.models[run_model_key(wildcards.run)].tensor_parallel
+
+
+def generation_inputs(run):
+    if run.startswith("base-"):
+        return {"weights": model_folder(run.removeprefix("base-"))}
+    return {"adapter": f"{RUNS}/experiments/{run}/adapter", "weights": starting_weights(run)}
+
+
+def generation_model(wildcards, input):
+    run = wildcards.run
+    if run.startswith("base-"):
+        return model_path(run.removeprefix("base-"), input.weights)
+    return base_model(run, input)
+
+
+def adapter_option(wildcards, input):
+    return option("--adapter", input.adapter) if "adapter" in input.keys() else ""
+
+
+def experiment_outputs():
+    adapters = expand(f"{RUNS}/experiments/{{experiment}}/adapter", experiment=CFG.experiments)
+    merged = {f"{RUNS}/experiments/{e.init_from}/merged" for e in CFG.experiments.values() if e.init_from}
+    return adapters + sorted(merged)
+
+
+def generation_runs():
+    """What gets generated from and scored: every base model ("base-<model>") and every trained model except
+    AI judges (they write judgments, not answers)."""
+    trained = [n for n in CFG.experiments if CFG.experiment_training(n).objective != "ai_judge"]
+    return [f"base-{m}" for m in CFG.models] + trained
+
+
+def summarization_runs():
+    """Table 3 / Table 4 (Specialist): the summarization experiments and the base models they start from."""
+    experiments = [n for n, e in CFG.experiments.items() if e.dataset.startswith("summarization")]
+    return sorted({f"base-{CFG.experiments[n].base_model}" for n in experiments}) + experiments
+
+
+def scored_runs():
+    """Runs scored whether or not a table reads them (evaluation.score: all = every run)."""
+    return generation_runs() if CFG.evaluation.score == "all" else CFG.evaluation.also_score
+
+
+# ------------------------------------------------------------------ online loops
+
+def loop_iteration(wildcards):
+    """The experiment that iteration k of a loop trains (model k)."""
+    return loop_experiment(wildcards.loop, int(wildcards.k))
+
+
+def draw_exclusions(wildcards):
+    """Instructions never to draw: the configured data sets and every earlier iteration of this loop."""
+    earlier = [f"{RUNS}/online/{wildcards.loop}/iter{j}/instructions.jsonl" for j in range(1, int(wildcards.k))]
+    return [f"{RUNS}/data/{name}.jsonl" for name in CFG.online.exclude] + earlier
+
+
+def loop_judge(wildcards):
+    return CFG.judges[CFG.online.loops[wildcards.loop].judge]
+
+
+def judge_weights(wildcards):
+    """Local inputs of a loop's judge: a built model folder and, for an AI judge, its trained adapter."""
+    spec = loop_judge(wildcards)
+    if spec.kind == "openai":
+        return {}
+    inputs = {"judge_model": model_folder(spec.model)}
+    if spec.kind == "ai_judge":
+        inputs["judge_adapter"] = f"{RUNS}/experiments/{spec.adapter_experiment}/adapter"
+    return inputs
+
+
+def judge_options(wildcards, input):
+    spec = loop_judge(wildcards)
+    if spec.kind == "openai":
+        return ""
+    adapter = option("--adapter", input.judge_adapter) if spec.kind == "ai_judge" else ""
+    return f"{option('--model', model_path(spec.model, input.judge_model))} {adapter}"
+
+
+# ------------------------------------------------------------------ scoring and reporting
+
+def annotator_model():
+    """AlpacaEval's local judge among a job's inputs ([] for GPT-4 or a hub model)."""
+    judge = CFG.evaluation.alpaca_eval.judge_model
+    return model_folder(judge) if judge else []
+
+
+def annotator_option(wildcards, input):
+    judge = CFG.evaluation.alpaca_eval.judge_model
+    return option("--judge-model", model_path(judge, input.judge)) if judge else ""
+
+
+def report_targets():
+    """Tables and figures the profile maps runs onto (config `report`); the paper profile has them all."""
+    tables = [f"tables/{CFG.profile}/{t}.md" for t in TABLES if t in CFG.report]
+    figures = [f"figures/{CFG.profile}/{f}.png" for f in FIGURES if f in CFG.report]
+    return tables + figures
+
+
+def figure_inputs(wildcards):
+    if wildcards.figure == "figure2":
+        run = CFG.report["figure2"]["run"]
+        return [f"{RUNS}/experiments/{run}/adapter", f"{RUNS}/experiments/{run}/instances.jsonl",
+                *starting_weights(run)]
+    return figure_input_files(wildcards.figure, CFG, RUNS)

@@ -1,0 +1,48 @@
+# Tables and figures: they read score files (and, for Figure 2, one model) only, so rebuilding one takes seconds.
+
+
+rule table:
+    input:
+        lambda wc: table_inputs(wc.table, CFG, RUNS),
+    output:
+        md=report(f"tables/{CFG.profile}/{{table}}.md", category="Tables"),
+        csv=f"tables/{CFG.profile}/{{table}}.csv",
+        tex=f"tables/{CFG.profile}/{{table}}.tex",
+    log:
+        f"{RUNS}/logs/table/{{table}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/table/{{table}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        runs=RUNS,
+        mirror=MIRROR,
+    wildcard_constraints:
+        table="table[2-6]",
+    conda:
+        ENV
+    shell:
+        "repro report table {wildcards.table} --config {params.config:q} --runs {params.runs:q} --out {output.md:q} "
+        "{params.mirror} > {log:q} 2>&1"
+
+
+rule figure:
+    input:
+        figure_inputs,
+    output:
+        png=report(f"figures/{CFG.profile}/{{figure}}.png", category="Figures"),
+        pdf=f"figures/{CFG.profile}/{{figure}}.pdf",
+    log:
+        f"{RUNS}/logs/figure/{{figure}}.log",
+    benchmark:
+        f"{RUNS}/benchmarks/figure/{{figure}}.tsv"
+    params:
+        config=CONFIG_FILE,
+        runs=RUNS,
+        mirror=MIRROR,
+    wildcard_constraints:
+        figure="figure[2-7]",
+    conda:
+        ENV
+    shell:
+        "repro report figure {wildcards.figure} --config {params.config:q} --runs {params.runs:q} --out {output.png:q} "
+        "{params.mirror} > {log:q} 2>&1"
