@@ -22,6 +22,7 @@ from repro.cut.train import (
     _distributed,
     _git_commit,
     _precision,
+    _seed_everything,
     _versions,
     load_model,
     training_tokenizer,
@@ -78,6 +79,7 @@ def train_dpo(job: TrainJob) -> Path:
     tokenizer = training_tokenizer(job)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    _seed_everything(job.training.seed)  # the LoRA weights are drawn when the model is wrapped: seed them
     model = load_model(job.base_model, job.training, device)
     trainer = make_trainer(job, model, tokenizer, pairs, device, world)
     checkpoints = Path(trainer.args.output_dir)
