@@ -71,7 +71,10 @@ def linked_mirror(mirror: Path, dest: Path, *, missing: tuple[str, ...] = (),
     return dest
 
 
-def naive_cut_loss(logits, targets, mis_logits, mis_targets, negative, threshold, alpha, gamma, combine):
+def naive_cut_loss(logits, targets, mis_logits, mis_targets, negative, threshold, alpha, gamma, combine,
+                   use_l1=True, use_align_n_mle=True, detection=True):
+    """The released algorithm written out literally in float64 (a full softmax, a loop over examples and
+    tokens), with Table 4's switches: each removes exactly its term."""
     logits, mis_logits = logits.double(), mis_logits.double()
     probs, mis_probs = torch.softmax(logits, -1), torch.softmax(mis_logits, -1)
     losses, k = [], 0
@@ -87,7 +90,7 @@ def naive_cut_loss(logits, targets, mis_logits, mis_targets, negative, threshold
         k += 1
         terms = []
         for a, b in zip(p_first, p_mis):
-            if (a / b).item() > threshold:
+            if not detection or (a / b).item() > threshold:
                 one_minus = 1 - b
                 if one_minus.item() == 0:
                     one_minus = one_minus + 1e-5
@@ -95,7 +98,12 @@ def naive_cut_loss(logits, targets, mis_logits, mis_targets, negative, threshold
             else:
                 terms.append(-torch.log(b))
         ul = torch.stack(terms).sum() / len(terms)
-        losses.append((nll + ul) / 2 if combine == "mean" else nll + ul)
+        if not use_l1:
+            losses.append(nll)
+        elif not use_align_n_mle:
+            losses.append(ul)
+        else:
+            losses.append((nll + ul) / 2 if combine == "mean" else nll + ul)
     return torch.stack(losses).mean()
 
 

@@ -8,15 +8,13 @@ rises at this scale: the likelihood terms on Align-N and on unflagged Misalign t
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import pytest
 import torch
 
 from repro.config import Training
 from repro.cut.collate import collate, encode_instances
 from repro.cut.logprobs import token_logprobs
-from repro.cut.train import load_model, train_step
+from repro.cut.train import TrainRun, load_model, train_step
 from repro.data import build_instances, prepare
 
 pytestmark = pytest.mark.slow
@@ -43,9 +41,9 @@ def _run(model_dir, examples, pad_id, alpha, steps=2):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    run = TrainRun(model, params, optimizer, scheduler, training, torch.device("cpu"), pad_id)
     for _ in range(steps):
-        train_step(model, params, optimizer, scheduler, examples, list(range(len(examples))), 0, 1, training,
-                   torch.device("cpu"), pad_id, nullcontext())
+        train_step(run, examples, list(range(len(examples))))
     align_n_after, misalign_after = logprobs()
     return {
         "flagged_share": flagged.float().mean().item(),

@@ -21,7 +21,7 @@ def test_ruff_is_clean():
 
 
 def test_every_cited_document_is_in_the_repository():
-    """No file names the development machines' specs (PAPER.md, DESIGN.md, STACK.md), and every docs/*.md or
+    """No file names the spec files kept outside the repository on the development machines, and every docs/*.md or
     repro/*.py path a file names exists."""
     outside = re.compile(r"\b(PAPER|DESIGN|STACK)\.md\b")
     # paths of this repository (a path qualified by another repository, wwxu21/CUT/scripts/..., is that one's)
