@@ -1,8 +1,9 @@
-"""CUT training steps on a randomly initialised ~1.1B-parameter Llama in bf16, LoRA and full fine-tuning:
-tokens/s, peak GPU memory and model FLOPs utilisation (MFU). Prepared for a lent H100/H200; tests run it on CPU
-with `--preset tiny` so it cannot rot.
+"""CUT training steps on a randomly initialised ~1B-parameter Llama in bf16, LoRA and full fine-tuning, with the
+loss computed from the logits or from the hidden states (`cut.from_hidden`): tokens/s, peak GPU memory and model
+FLOPs utilisation (MFU). Prepared for a lent H100/H200; tests run it on CPU with `--preset tiny` so it cannot rot.
 
-    python benchmarks/gpu_cut_step.py                       # 1.1B (TinyLlama-1.1B shape), both modes, CUDA
+    python benchmarks/gpu_cut_step.py                       # 1.1B (TinyLlama shape, vocab 32000), all four runs
+    python benchmarks/gpu_cut_step.py --preset 1b-llama3    # Llama-3.2-1B shape, vocab 128256
     python benchmarks/gpu_cut_step.py --preset tiny --device cpu --steps 2
 
 Batch: `--examples` examples (half negative, so 1.5x as many sequences) of `--tokens` tokens, one micro-batch.
@@ -29,6 +30,8 @@ from repro.cut.train import TrainRun, prepare_for_training, train_step
 PRESETS = {
     "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                num_key_value_heads=4, vocab_size=32000),
+    "1b-llama3": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                      num_key_value_heads=8, vocab_size=128256),
     "tiny": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
                  num_key_value_heads=2, vocab_size=512),
 }
@@ -56,11 +59,12 @@ def batch(examples: int, tokens: int, vocab: int) -> list[Example]:
     return out
 
 
-def run(mode: str, args, device: torch.device) -> dict:
+def run(mode: str, loss_path: str, args, device: torch.device) -> dict:
     model, config = build_model(args.preset, args.tokens, device)
     training = Training.model_validate(dict(
         finetune=mode, batch_size=args.examples, micro_batch_size=args.examples, precision="bf16",
-        learning_rate=1e-4, warmup_steps=0, lr_scheduler="constant", gradient_checkpointing=args.checkpointing))
+        learning_rate=1e-4, warmup_steps=0, lr_scheduler="constant", gradient_checkpointing=args.checkpointing,
+        cut={"from_hidden": loss_path == "hidden"}))
     if mode == "lora":
         model = model.to(torch.bfloat16)  # frozen base in bf16; peft keeps the adapters in fp32
     model = prepare_for_training(model, training)
@@ -91,7 +95,8 @@ def run(mode: str, args, device: torch.device) -> dict:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     return {
-        "mode": mode, "device": name, "params": sum(p.numel() for p in model.parameters()),
+        "mode": mode, "loss_path": loss_path, "device": name, "vocab": config.vocab_size,
+        "params": sum(p.numel() for p in model.parameters()),
         "trainable": sum(p.numel() for p in params), "tokens_per_step": tokens, "step_s_median": seconds,
         "tokens_per_s": tokens / seconds, "model_tflops_per_s": achieved / 1e12,
         "mfu": achieved / peak if peak else None,
@@ -109,10 +114,18 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--loss-path", choices=["logits", "hidden", "both"], default="both")
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing")
     args = parser.parse_args()
     device = torch.device(args.device)
-    results = [run(mode, args, device) for mode in (["lora", "full"] if args.mode == "both" else [args.mode])]
+    modes = ["lora", "full"] if args.mode == "both" else [args.mode]
+    paths = ["logits", "hidden"] if args.loss_path == "both" else [args.loss_path]
+    results = []
+    for mode in modes:
+        for path in paths:
+            results.append(run(mode, path, args, device))
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     for r in results:
         print(json.dumps(r))
     if os.environ.get("OUT"):

@@ -8,3 +8,9 @@ def proc_status_bytes(field: str) -> int:
         if line.startswith(field):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def reset_peak() -> None:
+    """Set VmHWM back to the current resident size (Linux >= 4.0), so a peak measures what follows."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")

@@ -66,6 +66,10 @@ class CutLoss(Strict):
     use_l1: bool = True  # False: "- L1" (= Hindsight on the negatives)
     use_align_n_mle: bool = True  # False: "- second part of L2"
     detection: bool = True  # False: "- inappropriate token detection" (UT on every Misalign token)
+    # compute the loss from the final hidden states and the output embedding, never materialising the logits
+    # (repro/cut/hidden.py); used where the model's logits are its output layer on the hidden states (Llama,
+    # Mistral, Qwen, Gemma with its soft-cap), else the logits path. Same loss and gradients (tested).
+    from_hidden: bool = True
 
 
 class Dpo(Strict):

@@ -16,7 +16,10 @@ def test_gpu_cut_step_script_runs_on_cpu_tiny_preset():
                             capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [r["mode"] for r in rows] == ["lora", "full"]
-    lora, full = rows
+    assert [(r["mode"], r["loss_path"]) for r in rows] == [("lora", "logits"), ("lora", "hidden"), ("full", "logits"),
+                                                           ("full", "hidden")]
+    lora, _, full, _ = rows
     assert 0 < lora["trainable"] < full["trainable"] == full["params"]
     assert all(r["tokens_per_s"] > 0 and r["loss"] > 0 for r in rows)
+    for logits, hidden in (rows[:2], rows[2:]):  # one step from the same weights: the same loss either way
+        assert abs(logits["loss"] - hidden["loss"]) < 1e-4 * logits["loss"]

@@ -21,7 +21,7 @@ import torch
 
 from repro.cut.logprobs import IGNORE
 
-CHUNK_ELEMENTS = 1 << 22  # ~16 MB of fp32 logits per chunk
+CHUNK_ELEMENTS = 1 << 25  # 128 MB of fp32 logits per chunk: big enough that a chunk's matmul is compute-bound
 
 
 class _HiddenTokenLogprobs(torch.autograd.Function):
@@ -40,12 +40,12 @@ class _HiddenTokenLogprobs(torch.autograd.Function):
             for start in range(0, n, chunk):
                 stop = start + chunk
                 z, tanh = _capped(_logits(flat.index_select(0, rows[start:stop]), w, bias), softcap)
-                lse[start:stop] = torch.logsumexp(z, dim=-1)
-                out[start:stop] = z.gather(1, targets[start:stop, None]).squeeze(1) - lse[start:stop]
+                target_logit = z.gather(1, targets[start:stop, None]).squeeze(1)
+                p, lse[start:stop] = _softmax_(z)  # z becomes the softmax: one [chunk, V] buffer
+                out[start:stop] = target_logit - lse[start:stop]
                 if keep_expectation:
-                    p = torch.exp(z - lse[start:stop, None])
                     if tanh is not None:
-                        slope = 1 - tanh.square()
+                        slope = tanh.square_().neg_().add_(1)
                         target_slope[start:stop] = slope.gather(1, targets[start:stop, None]).squeeze(1)
                         p.mul_(slope)
                     expectation[start:stop] = (p.to(w.dtype) @ w).float()
@@ -83,10 +83,10 @@ def _weight_gradients(ctx, hidden, weight, bias, rows, targets, lse, g):
             stop = start + ctx.chunk
             h = flat.index_select(0, rows[start:stop])
             z, tanh = _capped(_logits(h, w, bias), ctx.softcap)
-            dz = torch.exp(z - lse[start:stop, None]).mul_(-g[start:stop])  # d(z_t - lse)/dz = onehot(t) - p
+            dz = z.sub_(lse[start:stop, None]).exp_().mul_(-g[start:stop])  # d(z_t - lse)/dz = onehot(t) - p
             dz.scatter_add_(1, targets[start:stop, None], g[start:stop])
             if tanh is not None:
-                dz.mul_(1 - tanh.square())
+                dz.mul_(tanh.square_().neg_().add_(1))
             if grad_weight is not None:
                 grad_weight.addmm_(dz.t(), h.float())
             if grad_bias is not None:
@@ -97,14 +97,24 @@ def _weight_gradients(ctx, hidden, weight, bias, rows, targets, lse, g):
 
 def _logits(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     z = h @ weight.t()
-    return (z if bias is None else z + bias.to(z.dtype)).float()
+    if bias is not None:
+        z.add_(bias.to(z.dtype))
+    return z.float()
 
 
 def _capped(z: torch.Tensor, softcap: float | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """cap * tanh(z / cap), and the tanh (z is overwritten)."""
     if not softcap:
         return z, None
-    tanh = torch.tanh(z / softcap)
-    return softcap * tanh, tanh
+    tanh = z.div_(softcap).tanh_()
+    return tanh * softcap, tanh
+
+
+def _softmax_(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turns z into softmax(z) in place; returns it and logsumexp(z)."""
+    top = z.amax(dim=1, keepdim=True)
+    total = z.sub_(top).exp_().sum(dim=1, keepdim=True)
+    return z.div_(total), (top + total.log()).squeeze(1)
 
 
 def hidden_token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,

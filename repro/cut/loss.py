@@ -1,4 +1,5 @@
-"""The CUT loss (Eqs. 5-7; docs/method.md), as a pure function of logits.
+"""The CUT loss (Eqs. 5-7; docs/method.md), as a pure function of logits (`cut_loss`) or of the final hidden states
+and the output embedding (`cut_loss_from_hidden`, which never materialises the logits; repro/cut/hidden.py).
 
 For each example, ``nll_i`` is the mean negative log-likelihood of its first sequence's targets (Align-P: plain
 prompt; Align-N: judgment prompt): L2 of the paper. For a negative example, the k-th target of its Align-N
@@ -25,6 +26,8 @@ from dataclasses import dataclass
 
 import torch
 
+from repro.cut.hidden import CHUNK_ELEMENTS as HIDDEN_CHUNK_ELEMENTS
+from repro.cut.hidden import hidden_token_logprobs
 from repro.cut.logprobs import IGNORE, token_logprobs
 
 ONE_MINUS_P_GUARD = 1e-5
@@ -47,31 +50,67 @@ def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch
              misalign_targets: torch.Tensor, negative: torch.Tensor, *, threshold: float, alpha: float,
              gamma: float = 0.0, combine: str = "mean", use_l1: bool = True, use_align_n_mle: bool = True,
              detection: bool = True, target_weights: torch.Tensor | None = None) -> CutLossOutput:
+    _check_batch(logits.shape[0], misalign_logits.shape[0], targets, misalign_targets, negative)
+    return _cut_from_logprobs(
+        token_logprobs(logits, targets), targets, lambda: token_logprobs(misalign_logits, misalign_targets),
+        misalign_targets, negative.to(device=logits.device, dtype=torch.bool).reshape(-1),
+        threshold=threshold, alpha=alpha, gamma=gamma, combine=combine, use_l1=use_l1,
+        use_align_n_mle=use_align_n_mle, detection=detection, target_weights=target_weights)
+
+
+def cut_loss_from_hidden(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
+                         misalign_hidden: torch.Tensor, misalign_targets: torch.Tensor, negative: torch.Tensor, *,
+                         threshold: float, alpha: float, gamma: float = 0.0, combine: str = "mean",
+                         use_l1: bool = True, use_align_n_mle: bool = True, detection: bool = True,
+                         target_weights: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                         softcap: float | None = None, chunk_elements: int = HIDDEN_CHUNK_ELEMENTS) -> CutLossOutput:
+    """`cut_loss` with the logits never materialised: `hidden` [B, T, d] and `misalign_hidden` [N, T', d] are
+    the final hidden states, `weight` [V, d] (and `bias` [V]) the output embedding, `softcap` the logit soft-cap of
+    models that have one (logits = cap * tanh(z / cap)). Same contract, switches and output as `cut_loss`."""
+    _check_batch(hidden.shape[0], misalign_hidden.shape[0], targets, misalign_targets, negative)
+    if misalign_hidden.numel() and misalign_hidden.shape[-1] != hidden.shape[-1]:
+        raise ValueError(f"misalign_hidden has hidden size {misalign_hidden.shape[-1]}, hidden {hidden.shape[-1]}")
+
+    def logprobs(h, t):
+        return hidden_token_logprobs(h, weight, t, bias, softcap, chunk_elements)
+
+    return _cut_from_logprobs(
+        logprobs(hidden, targets), targets, lambda: logprobs(misalign_hidden, misalign_targets), misalign_targets,
+        negative.to(device=hidden.device, dtype=torch.bool).reshape(-1), threshold=threshold, alpha=alpha,
+        gamma=gamma, combine=combine, use_l1=use_l1, use_align_n_mle=use_align_n_mle, detection=detection,
+        target_weights=target_weights)
+
+
+def _check_batch(batch: int, n_misalign: int, targets, misalign_targets, negative) -> None:
+    n_neg = int(negative.sum())
+    if negative.numel() != batch:
+        raise ValueError(f"negative has {negative.numel()} entries for a batch of {batch}")
+    if n_misalign != n_neg or misalign_targets.shape[0] != n_neg:
+        raise ValueError(f"{n_neg} negative examples but {n_misalign} Misalign sequences")
+
+
+def _cut_from_logprobs(logp, targets, misalign_logprobs, misalign_targets, negative, *, threshold, alpha, gamma,
+                       combine, use_l1, use_align_n_mle, detection, target_weights) -> CutLossOutput:
+    """The loss from log p of the first sequences' targets (`logp`, row-major) and, called only once the pairing
+    is checked, those of the Misalign sequences."""
     if combine not in ("mean", "sum"):
         raise ValueError(f"combine must be 'mean' or 'sum', got {combine!r}")
     if threshold <= 0:
         raise ValueError(f"threshold must be positive, got {threshold}")
-    batch = logits.shape[0]
-    negative = negative.to(device=logits.device, dtype=torch.bool).reshape(-1)
-    if negative.numel() != batch:
-        raise ValueError(f"negative has {negative.numel()} entries for a batch of {batch}")
+    batch, device = targets.shape[0], logp.device
     n_neg = int(negative.sum())
-    if misalign_logits.shape[0] != n_neg or misalign_targets.shape[0] != n_neg:
-        raise ValueError(f"{n_neg} negative examples but {misalign_logits.shape[0]} Misalign sequences")
-
     valid = targets != IGNORE
     counts = valid.sum(1)
     if (counts == 0).any():
         raise ValueError(f"examples {torch.nonzero(counts == 0).flatten().tolist()} have no target tokens")
-    logp = token_logprobs(logits, targets)  # [sum(counts)], row-major
-    owner = torch.repeat_interleave(torch.arange(batch, device=logits.device), counts)
+    owner = torch.repeat_interleave(torch.arange(batch, device=device), counts)
     if target_weights is None:
-        nll = torch.zeros(batch, device=logits.device).index_add(0, owner, -logp) / counts
+        nll = torch.zeros(batch, device=device).index_add(0, owner, -logp) / counts
     else:  # objectives that weigh their targets themselves (Forward Prediction: the sum of two means)
-        nll = torch.zeros(batch, device=logits.device).index_add(0, owner, -logp * target_weights[valid])
+        nll = torch.zeros(batch, device=device).index_add(0, owner, -logp * target_weights[valid])
     per_example = nll
-    ul = torch.zeros(batch, device=logits.device)
-    flagged_per_example = torch.zeros(batch, dtype=torch.long, device=logits.device)
+    ul = torch.zeros(batch, device=device)
+    flagged_per_example = torch.zeros(batch, dtype=torch.long, device=device)
     paired = 0
 
     if n_neg:
@@ -86,7 +125,7 @@ def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch
             raise ValueError("Align-N and Misalign sequences of a negative example have different response tokens")
         is_negative_token = negative[owner]
         log_p_align_n = logp[is_negative_token]
-        log_p_misalign = token_logprobs(misalign_logits, misalign_targets)
+        log_p_misalign = misalign_logprobs()
         neg_owner = owner[is_negative_token]
         paired = int(log_p_misalign.numel())
 
@@ -98,8 +137,8 @@ def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch
         one_minus_p = -torch.expm1(log_p_misalign)  # 1 - p, accurate near p = 1
         one_minus_p = torch.where(one_minus_p == 0, one_minus_p + ONE_MINUS_P_GUARD, one_minus_p)
         terms = torch.where(flag, -weight * torch.log(one_minus_p), -log_p_misalign)
-        ul = torch.zeros(batch, device=logits.device).index_add(0, neg_owner, terms) / counts.clamp(min=1)
-        flagged_per_example = torch.zeros(batch, dtype=torch.long, device=logits.device).index_add(
+        ul = torch.zeros(batch, device=device).index_add(0, neg_owner, terms) / counts.clamp(min=1)
+        flagged_per_example = torch.zeros(batch, dtype=torch.long, device=device).index_add(
             0, neg_owner, flag.long())
         if use_l1 and use_align_n_mle:
             combined = (nll + ul) / 2 if combine == "mean" else nll + ul
@@ -113,7 +152,7 @@ def cut_loss(logits: torch.Tensor, targets: torch.Tensor, misalign_logits: torch
 
     return CutLossOutput(
         loss=per_example.mean(), per_example=per_example, nll=nll.detach().mean(),
-        unlikelihood=(ul.detach().sum() / n_neg) if n_neg else torch.zeros((), device=logits.device),
+        unlikelihood=(ul.detach().sum() / n_neg) if n_neg else torch.zeros((), device=device),
         flagged=int(flagged_per_example.sum()), paired_tokens=paired, per_example_nll=nll.detach(),
         per_example_unlikelihood=ul.detach(), per_example_flagged=flagged_per_example,
     )

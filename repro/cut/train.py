@@ -28,7 +28,7 @@ import torch
 
 from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances
-from repro.cut.loss import CutLossOutput, cut_loss
+from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
 from repro.io import read_jsonl, sha256_file, write_json
 from repro.models import torch_dtype
@@ -134,15 +134,39 @@ def _seed_everything(seed: int) -> None:
 
 # ------------------------------------------------------------------------------------------------- the step
 
+# model types whose logits are exactly their output layer applied to the decoder's final hidden states
+# (soft-capped for Gemma 2): the loss can then be computed from the hidden states (cut.from_hidden)
+HIDDEN_PATH_MODELS = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2"})
+
+
+def output_layer(model):
+    """(decoder, weight, bias, soft-cap) of a model whose logits are a plain linear output layer on the decoder's
+    hidden states, or None (an unknown architecture, or an output layer that is adapted or wrapped)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    if getattr(base.config, "model_type", None) not in HIDDEN_PATH_MODELS or type(head) is not torch.nn.Linear:
+        return None
+    return base.get_decoder(), head.weight, head.bias, getattr(base.config, "final_logit_softcapping", None)
+
+
 def forward_cut(model, batch: CutBatch, training: Training, autocast) -> CutLossOutput:
-    with autocast:
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    n_first = batch.targets.shape[0]
     cut = training.cut
-    return cut_loss(logits[:n_first], batch.targets, logits[n_first:], batch.misalign_targets, batch.negative,
-                    threshold=cut.threshold, alpha=cut.alpha, gamma=cut.gamma, combine=cut.combine,
+    settings = dict(threshold=cut.threshold, alpha=cut.alpha, gamma=cut.gamma, combine=cut.combine,
                     use_l1=cut.use_l1, use_align_n_mle=cut.use_align_n_mle, detection=cut.detection,
                     target_weights=batch.target_weights)
+    n_first = batch.targets.shape[0]
+    layer = output_layer(model) if cut.from_hidden else None
+    if layer is None:
+        with autocast:
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        return cut_loss(logits[:n_first], batch.targets, logits[n_first:], batch.misalign_targets, batch.negative,
+                        **settings)
+    decoder, weight, bias, softcap = layer
+    with autocast:
+        hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                         use_cache=False).last_hidden_state
+    return cut_loss_from_hidden(hidden[:n_first], weight, batch.targets, hidden[n_first:], batch.misalign_targets,
+                                batch.negative, bias=bias, softcap=softcap, **settings)
 
 
 def check_objective(instances: list[dict], objective: str, source) -> None:
