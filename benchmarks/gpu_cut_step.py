@@ -129,7 +129,7 @@ def main() -> None:
     for r in results:
         print(json.dumps(r))
     if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "gpu_cut_step.json").write_text(json.dumps(results, indent=2))
+        Path(os.environ["OUT"], f"gpu_cut_step_{args.preset}.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

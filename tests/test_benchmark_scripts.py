@@ -1,4 +1,4 @@
-"""The prepared GPU benchmark runs end to end in its tiny CPU preset, so it cannot rot between GPU sessions.
+"""The prepared GPU scripts run end to end in their tiny CPU presets, so they cannot rot between GPU sessions.
 (Speed is measured by the scripts under benchmarks/, never asserted here.)"""
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ def test_gpu_cut_step_script_runs_on_cpu_tiny_preset():
     assert all(r["tokens_per_s"] > 0 and r["loss"] > 0 for r in rows)
     for logits, hidden in (rows[:2], rows[2:]):  # one step from the same weights: the same loss either way
         assert abs(logits["loss"] - hidden["loss"]) < 1e-4 * logits["loss"]
+
+
+def test_gpu_loss_check_script_runs_on_cpu_small_shapes():
+    result = subprocess.run([sys.executable, "benchmarks/gpu_check_loss.py", "--device", "cpu", "--small"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert {(r["check"], r.get("dtype"), r.get("path"), r.get("finetune")) for r in rows} == {
+        ("loss", d, p, None) for d in ("float32", "bfloat16") for p in ("logits", "hidden")} | {
+        ("training_step", None, None, f) for f in ("lora", "full")}
+    assert all(r["ok"] for r in rows)

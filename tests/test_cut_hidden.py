@@ -126,6 +126,26 @@ def test_half_precision_inputs_agree_with_the_logits_path_in_that_precision(dtyp
     assert_same(hidden_path[:2], run_naive(leaves, targets, mis_targets, negative, setting), rtol=rtol, atol=atol)
 
 
+def test_matmul_dtype_gives_the_logits_an_autocast_output_layer_would_give():
+    """fp32 hidden states and weight (full fine-tuning under bf16 autocast): with matmul_dtype=bf16 the loss is the
+    logits path's on bf16-computed logits, not the fp32 one, and the gradients stay fp32."""
+    setting = dict(threshold=1.1, alpha=1.0, gamma=1.0, combine="mean")
+    leaves, targets, mis_targets, negative = inputs("pnn", vocab=53, length=10, mis_length=8, d=16, seed=7,
+                                                    dtype=torch.float32)
+    hidden, mis_hidden, weight, _ = [t.clone().requires_grad_() if t is not None else None for t in leaves]
+    out = cut_loss_from_hidden(hidden, weight, targets, mis_hidden, mis_targets, negative,
+                               matmul_dtype=torch.bfloat16, **setting)
+    out.loss.backward()
+    assert all(t.grad.dtype == torch.float32 for t in (hidden, mis_hidden, weight))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, mis_logits = hidden @ weight.t(), mis_hidden @ weight.t()
+    bf16_logits = cut_loss(logits.float(), targets, mis_logits.float(), mis_targets, negative, **setting).loss
+    torch.testing.assert_close(out.loss, bf16_logits, rtol=1e-6, atol=1e-7)
+    fp32 = cut_loss_from_hidden(hidden, weight, targets, mis_hidden, mis_targets, negative, **setting).loss
+    assert (out.loss - fp32).abs() > 1e-5  # the dtype was used
+    torch.testing.assert_close(out.loss, fp32, rtol=3e-2, atol=3e-3)
+
+
 class LargestTensor(TorchDispatchMode):
     """Records the largest tensor any operation returns (weight-shaped gradients aside)."""
 

@@ -63,16 +63,19 @@ def cut_loss_from_hidden(hidden: torch.Tensor, weight: torch.Tensor, targets: to
                          threshold: float, alpha: float, gamma: float = 0.0, combine: str = "mean",
                          use_l1: bool = True, use_align_n_mle: bool = True, detection: bool = True,
                          target_weights: torch.Tensor | None = None, bias: torch.Tensor | None = None,
-                         softcap: float | None = None, chunk_elements: int = HIDDEN_CHUNK_ELEMENTS) -> CutLossOutput:
+                         softcap: float | None = None, matmul_dtype: torch.dtype | None = None,
+                         chunk_elements: int = HIDDEN_CHUNK_ELEMENTS) -> CutLossOutput:
     """`cut_loss` with the logits never materialised: `hidden` [B, T, d] and `misalign_hidden` [N, T', d] are
     the final hidden states, `weight` [V, d] (and `bias` [V]) the output embedding, `softcap` the logit soft-cap of
-    models that have one (logits = cap * tanh(z / cap)). Same contract, switches and output as `cut_loss`."""
+    models that have one (logits = cap * tanh(z / cap)), `matmul_dtype` the dtype the output layer's matmuls run in
+    (the autocast dtype of the model's forward; default the hidden states' dtype). Same contract, switches and
+    output as `cut_loss`."""
     _check_batch(hidden.shape[0], misalign_hidden.shape[0], targets, misalign_targets, negative)
     if misalign_hidden.numel() and misalign_hidden.shape[-1] != hidden.shape[-1]:
         raise ValueError(f"misalign_hidden has hidden size {misalign_hidden.shape[-1]}, hidden {hidden.shape[-1]}")
 
     def logprobs(h, t):
-        return hidden_token_logprobs(h, weight, t, bias, softcap, chunk_elements)
+        return hidden_token_logprobs(h, weight, t, bias, softcap, chunk_elements, matmul_dtype)
 
     return _cut_from_logprobs(
         logprobs(hidden, targets), targets, lambda: logprobs(misalign_hidden, misalign_targets), misalign_targets,

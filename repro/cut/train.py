@@ -162,11 +162,14 @@ def forward_cut(model, batch: CutBatch, training: Training, autocast) -> CutLoss
         return cut_loss(logits[:n_first], batch.targets, logits[n_first:], batch.misalign_targets, batch.negative,
                         **settings)
     decoder, weight, bias, softcap = layer
+    device_type = batch.input_ids.device.type
     with autocast:
         hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                          use_cache=False).last_hidden_state
+        # the output layer's matmuls run in the autocast dtype, as `model(...)` would run them
+        matmul_dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
     return cut_loss_from_hidden(hidden[:n_first], weight, batch.targets, hidden[n_first:], batch.misalign_targets,
-                                batch.negative, bias=bias, softcap=softcap, **settings)
+                                batch.negative, bias=bias, softcap=softcap, matmul_dtype=matmul_dtype, **settings)
 
 
 def check_objective(instances: list[dict], objective: str, source) -> None:
