@@ -16,8 +16,24 @@ CONFIG_FILE = workflow.overwrite_configfiles[0] if workflow.overwrite_configfile
 if "profile" not in config:
     with open(PAPER_CONFIG) as handle:
         config.update({**yaml.safe_load(handle), **config})
+# `snakemake --config key=value` overrides reach every job: "__" in a key sets a nested value
+# (heldout__shepherd__items=20 training__max_steps=2; Snakemake allows no dots there), and the merged config is
+# written to runs/<profile>/config.resolved.yaml, which the jobs then read instead of the profile's file.
+for key in [k for k in config if "__" in k]:
+    *path, last = key.split("__")
+    node = config
+    for part in path:
+        node = node.setdefault(part, {})
+    node[last] = config.pop(key)
 CFG = config_from_dict(config, origin="snakemake config")
 RUNS = f"runs/{CFG.profile}"
+if workflow.config_settings.config:
+    CONFIG_FILE = f"{RUNS}/config.resolved.yaml"
+    resolved = yaml.safe_dump(dict(config), sort_keys=False)
+    if not os.path.exists(CONFIG_FILE) or open(CONFIG_FILE).read() != resolved:
+        os.makedirs(RUNS, exist_ok=True)
+        with open(CONFIG_FILE, "w") as handle:
+            handle.write(resolved)
 
 
 include: "workflow/rules/common.smk"
@@ -50,3 +66,4 @@ include: "workflow/rules/online.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/heldout.smk"

@@ -161,6 +161,17 @@ class Data(Strict):
     generated: list[Literal["summarization", "ultrafeedback", "cut-ultrafeedback"]] = Field(default_factory=list)
 
 
+class HeldoutSplit(Strict):
+    """A seeded split of one training data set into records to train on and held-out items never trained on
+    (repro/evaluate/heldout.py). Every experiment on that data set trains on the training part."""
+    items: int = Field(200, ge=1)  # held-out items
+    train_records: int | None = Field(None, ge=1)  # records kept for training, drawn from the rest; None: all
+    seed: int = 0
+    blame_model: str  # a key of `models`: whose Eq. 5 flags (judgment vs plain prompt) mark the blamed tokens
+    threshold: float = Field(1.1, gt=0)  # lambda of Eq. 5 for those flags
+    bootstrap: int = Field(2000, ge=100)  # paired-bootstrap resamples for the 95% intervals
+
+
 class Generation(Strict):
     backend: Literal["transformers", "vllm"] = "vllm"
     max_new_tokens: int = 2048
@@ -264,6 +275,7 @@ class Config(Strict):
     judges: dict[str, JudgeSpec] = Field(default_factory=dict)
     online: Online = Online()
     sweeps: dict[str, Sweep] = Field(default_factory=dict)
+    heldout: dict[str, HeldoutSplit] = Field(default_factory=dict)  # data set NAME -> its held-out split
     # which run fills which row of each table / figure (repro/report): table -> row -> run, or
     # {column: source, '*': default}; a source is a run name or stored:<alpaca_eval results model>
     report: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -345,6 +357,17 @@ class Config(Strict):
         judge = self.evaluation.alpaca_eval.judge_model
         if judge is not None and judge not in self.models:
             raise ValueError(f"evaluation.alpaca_eval.judge_model: '{judge}' is not a key of models")
+        return self
+
+    @model_validator(mode="after")
+    def _heldout_resolves(self):
+        from repro.data.converters import DATASETS
+
+        for name, split in self.heldout.items():
+            if DATASETS.get(name, ("eval",))[0] != "train":
+                raise ValueError(f"heldout.{name}: '{name}' is not a training data set")
+            if split.blame_model not in self.models:
+                raise ValueError(f"heldout.{name}.blame_model: '{split.blame_model}' is not a key of models")
         return self
 
     @model_validator(mode="after")

@@ -34,3 +34,12 @@ def test_gpu_loss_check_script_runs_on_cpu_small_shapes():
         ("loss", d, p, None) for d in ("float32", "bfloat16") for p in ("logits", "hidden")} | {
         ("training_step", None, None, f) for f in ("lora", "full")}
     assert all(r["ok"] for r in rows)
+
+
+def test_smollm2_training_benchmark_runs_and_both_variants_train_alike(smollm2_dir, mirror):
+    result = subprocess.run([sys.executable, "benchmarks/bench_smollm2_train.py", "--model", str(smollm2_dir),
+                             "--mirror", str(mirror), "--steps", "1", "--batch", "2"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    gap = float(result.stdout.split("largest relative loss difference ")[1].split(",")[0])
+    assert gap < 1e-5, result.stdout  # the first step's loss, from the same weights on both paths

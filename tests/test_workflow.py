@@ -21,7 +21,7 @@ def run(args, cwd=ROOT, env=None):
     return subprocess.run(SNAKEMAKE + args, cwd=cwd, capture_output=True, text=True, env=env)
 
 
-@pytest.mark.parametrize("config", ["paper", "smoke", "mini", "rehearsal"])
+@pytest.mark.parametrize("config", ["paper", "smoke", "mini", "small", "rehearsal"])
 def test_dry_run_for_every_config(config, tmp_path):
     result = run(["-n", "--configfile", f"config/{config}.yaml", "--directory", str(tmp_path),
                   "--snakefile", str(ROOT / "Snakefile")])
@@ -112,13 +112,14 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
                  "align-p-ratio-downsample0.0", "align-p-ratio-downsamplefull"):  # every objective trained a model
         manifest = json.loads((runs / f"experiments/{name}/adapter/manifest.json").read_text())
         assert manifest["steps"] == 2, name
-    assert json.loads((runs / "experiments/ilf-mle-shepherd-tiny/refined.meta.json").read_text())["refined"] == 16
+    assert json.loads((runs / "experiments/ilf-mle-shepherd-tiny/refined.meta.json").read_text())["refined"] == 12
     _check_tables_and_figures(work, runs)
+    _check_heldout(work, runs, env)
     second = run(args, env=env)
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
     every_rule = set(_rules_run(first))
-    defined = {line.split()[1].rstrip(":") for line in (ROOT / "Snakefile").read_text().splitlines()
-               if line.startswith("rule ")}
+    defined = {line.split()[1].rstrip(":") for path in [ROOT / "Snakefile", *(ROOT / "workflow/rules").glob("*.smk")]
+               for line in path.read_text().splitlines() if line.startswith("rule ")}
     assert defined <= every_rule | {"all"}, defined - every_rule  # the smoke profile runs every rule
 
     # a table comes back from the finished runs alone, in seconds, without rerunning anything upstream
@@ -132,6 +133,28 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
 
     report = run(args + ["--report", str(work / "report.html")], env=env)
     assert report.returncode == 0 and (work / "report.html").stat().st_size > 10_000, report.stderr[-2000:]
+
+
+def _check_heldout(work, runs, env):
+    """Shepherd's 4 held-out items never trained on; any run's summary recomputed by hand equals the table."""
+    items = [json.loads(line) for line in (runs / "heldout/shepherd/items.blamed.jsonl").read_text().splitlines()]
+    held = {str(i["source_index"]) for i in items}
+    assert len(items) == 4 and all("blamed" in i for i in items)
+    for name in ("cut-shepherd-tiny", "hindsight-shepherd-tiny", "ilf-mle-shepherd-tiny"):
+        trained = (runs / f"experiments/{name}/instances.jsonl").read_text().splitlines()
+        assert not held & {str(json.loads(line)["source_index"]) for line in trained}, name
+    with open(work / "tables/smoke/heldout.csv") as handle:
+        table = {(r["run"], r["measure"]): float(r["value"]) for r in csv.DictReader(handle)}
+    assert (work / "figures/smoke/heldout.png").stat().st_size > 5000
+    out = work / "recomputed.json"
+    result = subprocess.run([sys.executable, "-m", "repro", "evaluate", "heldout", "--model", str(runs / "models/tiny"),
+                             "--adapter", str(runs / "experiments/cut-shepherd-tiny/adapter"),
+                             "--items", str(runs / "heldout/shepherd/items.blamed.jsonl"), "--out", str(out)],
+                            capture_output=True, text=True, env=env, cwd=work)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(out.read_text())["summary"]
+    for measure in ("preference_accuracy", "blamed_logprob", "collateral"):
+        assert summary[measure] == pytest.approx(table[("cut-shepherd-tiny", measure)], rel=1e-12), measure
 
 
 def test_rehearsal_chain_trains_every_real_instance_on_the_paper_tokens(tmp_path, mirror):

@@ -51,6 +51,19 @@ def register(commands) -> None:
     p.add_argument("--mirror")
     p.set_defaults(func=tokenize)
 
+    p = add(sub, "split", "split prepared records into records to train on and held-out items never trained on "
+            "(seeded; items keep source_index)",
+            "repro data split --records runs/small/data/shepherd.jsonl --dataset shepherd --items 200 "
+            "--train-records 96 --train-out train.jsonl --items-out heldout.jsonl")
+    p.add_argument("--records", required=True, help="prepared records JSONL (repro data prepare)")
+    p.add_argument("--dataset", required=True, help="the data set's NAME (written into each item)")
+    p.add_argument("--items", type=int, required=True)
+    p.add_argument("--train-records", type=int, help="training records drawn from the rest (default: all the rest)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-out", required=True)
+    p.add_argument("--items-out", required=True)
+    p.set_defaults(func=split)
+
     p = add(sub, "samples", "write small project-generated data in the raw schema of sources the mirror lacks "
             "(summarization, UltraFeedback), labelled as such", "repro data samples --out runs/smoke/generated-data")
     p.add_argument("--out", required=True)
@@ -147,4 +160,18 @@ def samples(args) -> int:
     from repro.data.samples import write_schema_samples
 
     print(json.dumps(write_schema_samples(args.out, n=args.n, seed=args.seed)))
+    return 0
+
+
+def split(args) -> int:
+    from repro.evaluate.heldout import split_records
+    from repro.io import read_jsonl, sha256_file, write_json, write_jsonl
+
+    train, items = split_records(read_jsonl(args.records), args.dataset, args.items, args.train_records, args.seed)
+    write_jsonl(args.train_out, train)
+    write_jsonl(args.items_out, items)
+    meta = {"dataset": args.dataset, "records": args.records, "records_sha256": sha256_file(args.records),
+            "seed": args.seed, "items": len(items), "train_records": len(train)}
+    write_json(meta_path(args.items_out), meta)
+    print(json.dumps(meta), file=sys.stderr)
     return 0

@@ -45,6 +45,34 @@ def register(commands) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=rouge)
 
+    p = add(sub, "blame", "mark the tokens of each held-out rejected answer that Eq. 5 flags under a model "
+            "(judgment prompt vs plain prompt): what `evaluate heldout` calls blamed tokens",
+            "repro evaluate blame --model runs/small/models/smollm2-135m-instruct --items heldout.jsonl "
+            "--threshold 1.1 --out heldout.blamed.jsonl")
+    p.add_argument("--model", required=True)
+    p.add_argument("--items", required=True, help="held-out items JSONL (repro data split)")
+    p.add_argument("--threshold", type=float, required=True, help="lambda of Eq. 5")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cutoff", type=int, default=2048)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=blame)
+
+    p = add(sub, "heldout", "score a model on held-out judged items: per-token log-likelihood of chosen and "
+            "rejected answers under the plain prompt, preference accuracy or AUC, blamed-token log-probability",
+            "repro evaluate heldout --model runs/small/models/smollm2-135m-instruct "
+            "--adapter runs/small/experiments/cut-shepherd/adapter --items heldout.blamed.jsonl --out scores.json")
+    p.add_argument("--model", required=True)
+    p.add_argument("--adapter")
+    p.add_argument("--items", required=True, help="held-out items JSONL, with `blamed` (repro evaluate blame)")
+    p.add_argument("--out", required=True, help="JSON: summary and one row per item")
+    p.add_argument("--trained-on", action="append", default=[],
+                   help="instances or records the model trained on: an item among them is refused")
+    p.add_argument("--cutoff", type=int, default=2048)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=heldout)
+
     p = add(sub, "lm-eval", "ARC / HellaSwag / MMLU / TruthfulQA with pinned local task files (settings from "
             "--config's evaluation.lm_eval, else its defaults: the Open LLM Leaderboard v1 shots)",
             "repro evaluate lm-eval --model MODEL --data runs/smoke/data --config config/smoke.yaml --out lm.json")
@@ -105,4 +133,44 @@ def lm_eval(args) -> int:
                           batch_size=args.batch_size or settings.batch_size, device=args.device,
                           tensor_parallel=args.tensor_parallel)
     print(json.dumps(payload["scores"]))
+    return 0
+
+
+def _items(path):
+    from repro.evaluate.heldout import read_items
+    from repro.io import read_jsonl
+
+    return read_items(path, read_jsonl(path))
+
+
+def blame(args) -> int:
+    from repro.evaluate import heldout as h
+    from repro.io import write_jsonl
+
+    items = _items(args.items)
+    model, tokenizer = h.load_model(args.model, None, args.device)
+    rows = h.blame(model, tokenizer, items, args.threshold, args.cutoff, args.batch_size)
+    write_jsonl(args.out, rows)
+    flagged = [len(r["blamed"]) for r in rows if "blamed" in r]
+    print(json.dumps({"items": len(rows), "rejected": len(flagged), "blamed_tokens": sum(flagged),
+                      "items_with_blamed_tokens": sum(1 for f in flagged if f)}))
+    return 0
+
+
+def heldout(args) -> int:
+    from repro.evaluate import heldout as h
+    from repro.io import read_jsonl, sha256_file, write_json
+
+    items = _items(args.items)
+    for trained in args.trained_on:
+        h.check_disjoint(items, read_jsonl(trained), args.items, trained)
+    model, tokenizer = h.load_model(args.model, args.adapter, args.device)
+    rows = h.score(model, tokenizer, items, args.cutoff, args.batch_size)
+    summary = h.summarize(rows)
+    write_json(args.out, {"model": args.model, "adapter": args.adapter,
+                          "adapter_sha256": sha256_file(Path(args.adapter) / "adapter_model.safetensors")
+                          if args.adapter else None,
+                          "items_file": args.items, "items_sha256": sha256_file(args.items),
+                          "summary": summary, "items": rows})
+    print(json.dumps(summary))
     return 0

@@ -23,6 +23,15 @@ def register(commands) -> None:
         p.add_argument("--mirror", help="data mirror (stored AlpacaEval annotations)")
         p.set_defaults(func=func)
 
+    p = add(sub, "heldout", "the held-out judgment test: each run's change from its base model, 95% paired-bootstrap "
+            "intervals (table .md/.csv and figure .png)",
+            "repro report heldout --config config/small.yaml")
+    p.add_argument("--config", required=True)
+    p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
+    p.add_argument("--out", help="table (default tables/<profile>/heldout.md; the .csv beside it)")
+    p.add_argument("--figure", help="figure (default figures/<profile>/heldout.png)")
+    p.set_defaults(func=heldout)
+
     p = add(commands, "plan", "GPU-hours and judge API cost of a config, per table and figure",
             "repro plan --config config/paper.yaml --gpu H100")
     p.add_argument("--config", required=True)
@@ -53,6 +62,22 @@ def figure(args) -> int:
     out = Path(args.out or f"figures/{config.profile}/{args.name}.png")
     for path in build_figure(args.name, config, runs, out, store(args)):
         print(path)
+    return 0
+
+
+def heldout(args) -> int:
+    from repro.config import load_config
+    from repro.report.heldout import build_rows, write_figure, write_table
+
+    config = load_config(args.config)
+    if not config.heldout:
+        raise ValueError(f"{args.config}: no `heldout` section, so no held-out test to report")
+    rows = build_rows(config, Path(args.runs or f"runs/{config.profile}"))
+    table_out = Path(args.out or f"tables/{config.profile}/heldout.md")
+    figure_out = Path(args.figure or f"figures/{config.profile}/heldout.png")
+    write_table(rows, table_out, config.profile)
+    write_figure(rows, figure_out)
+    print(table_out, table_out.with_suffix(".csv"), figure_out, sep="\n")
     return 0
 
 

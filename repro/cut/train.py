@@ -293,7 +293,11 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, fingerprint: dict
     candidates = sorted(folder.glob("step-*.pt"), key=_step_of) if folder.is_dir() else []
     if not candidates:
         return 0
-    state = torch.load(candidates[-1], weights_only=False)
+    try:  # tensors and plain containers only: a crafted checkpoint cannot run code
+        state = torch.load(candidates[-1], weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing here
+        raise ValueError(f"{candidates[-1]}: not a checkpoint this project wrote, or damaged ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200]}); remove {folder} to start over") from None
     if state["fingerprint"] != fingerprint:
         raise ValueError(f"{candidates[-1]} was written by a run with other settings or data; remove {folder} "
                          "to start over")

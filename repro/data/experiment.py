@@ -36,7 +36,13 @@ def experiment_instances(config, name: str, store) -> tuple[list[dict], dict]:
     exp = config.experiments[name]
     training = config.experiment_training(name)
     records, _ = prepare(exp.dataset, store)
-    return build_objective_instances(limited(config, exp.dataset, records), training.objective,
+    records = limited(config, exp.dataset, records)
+    if exp.dataset in config.heldout:  # the training part of its held-out split, as the workflow trains on
+        from repro.evaluate.heldout import split_records
+
+        split = config.heldout[exp.dataset]
+        records, _ = split_records(records, exp.dataset, split.items, split.train_records, split.seed)
+    return build_objective_instances(records, training.objective,
                                      downsample=training.downsample, seed=training.seed, source=exp.dataset,
                                      instructions=exp.instructions)
 

@@ -12,6 +12,7 @@ from repro.report.tables import TABLES, table_inputs
 
 ENV = os.path.join(workflow.basedir, "envs", "repro.yaml")
 GPU = 0 if CFG.device == "cpu" else 1  # GPUs of a training job
+DEVICE = "cpu" if CFG.device == "cpu" else "cuda"  # where a scoring job runs
 GENERATED = f"{RUNS}/generated-data"
 
 
@@ -46,7 +47,14 @@ def experiment_records(experiment):
         return f"{RUNS}/experiments/{experiment}/refined.jsonl"
     if exp.loop:
         return f"{RUNS}/online/{exp.loop}/iter{exp.iteration}/judged.jsonl"
-    return f"{RUNS}/data/{exp.dataset}.jsonl"
+    return dataset_records(exp.dataset)
+
+
+def dataset_records(dataset):
+    """A prepared training set, or its training part where config `heldout` splits it."""
+    if dataset in CFG.heldout:
+        return f"{RUNS}/heldout/{dataset}/train.jsonl"
+    return f"{RUNS}/data/{dataset}.jsonl"
 
 
 def instance_options(experiment):
@@ -189,11 +197,23 @@ def annotator_option(wildcards, input):
     return option("--judge-model", model_path(judge, input.judge)) if judge else ""
 
 
+def heldout_scores():
+    """Every held-out score file the heldout report reads: each run on a split data set and its base."""
+    from repro.report.heldout import heldout_runs
+
+    files = []
+    for dataset in CFG.heldout:
+        for run, base in heldout_runs(CFG, dataset):
+            files += [f"{RUNS}/heldout/{dataset}/scores/{run}.json", f"{RUNS}/heldout/{dataset}/scores/{base}.json"]
+    return sorted(set(files))
+
+
 def report_targets():
     """Tables and figures the profile maps runs onto (config `report`); the paper profile has them all."""
     tables = [f"tables/{CFG.profile}/{t}.md" for t in TABLES if t in CFG.report]
     figures = [f"figures/{CFG.profile}/{f}.png" for f in FIGURES if f in CFG.report]
-    return tables + figures
+    heldout = [f"tables/{CFG.profile}/heldout.md"] if CFG.heldout else []
+    return tables + figures + heldout
 
 
 def figure_inputs(wildcards):

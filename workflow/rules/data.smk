@@ -90,7 +90,7 @@ rule build_model:
 rule refine:
     """ILF's first step: the starting model rewrites each negative response using its judgment."""
     input:
-        records=lambda wc: f"{RUNS}/data/{CFG.experiments[wc.experiment].dataset}.jsonl",
+        records=lambda wc: dataset_records(CFG.experiments[wc.experiment].dataset),
         weights=lambda wc: starting_weights(wc.experiment),
     output:
         f"{RUNS}/experiments/{{experiment}}/refined.jsonl",

@@ -1,0 +1,258 @@
+"""Held-out judgment test: does training on judgments change what a model believes about answers it never saw?
+
+A seeded split keeps items of a training data set out of every run's training. Each item has an instruction and a
+`chosen` and/or `rejected` answer (Shepherd: the human-corrected answer and the criticised one; an online
+iteration: a GPT-4-approved answer or a criticised one, with its judgment). Per run, under the plain prompt (the
+paper's template without judgment, prompt masked, EOS appended: the tokens training sees for Align-P):
+
+- the per-token mean log-likelihood (natural log) of each answer;
+- preference accuracy (items with both answers: the share where the chosen answer's mean exceeds the rejected
+  one's), or the AUC of the means separating chosen from rejected answers (items with one answer each);
+- blamed-token log-probability: the mean log p of the rejected answer's tokens that Eq. 5 flags under the *base*
+  model (judgment prompt vs plain prompt, p_judgment / p_plain > lambda), flags computed once (`blame`);
+- collateral: the mean per-token log-likelihood of the chosen answers.
+
+Runs are compared with the base by a paired bootstrap over items (`compare`).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from repro.data.errors import DataError
+from repro.data.records import FieldReader
+from repro.data.templates import judgment_prompt, plain_prompt
+
+MEASURES = ("preference_accuracy", "auc", "blamed_logprob", "collateral")
+
+
+# ------------------------------------------------------------------------------------------------- the split
+
+def heldout_item(record: dict, dataset: str) -> dict:
+    """Shepherd-style records (a judgment and a human refinement): a pair. Otherwise one answer: chosen when the
+    record is positive, rejected (with its judgment) when it is negative."""
+    judgment, refinement = record.get("judgment"), record.get("refinement")
+    if judgment is not None and refinement:
+        chosen, rejected = refinement, record["output"]
+    elif judgment is None:
+        chosen, rejected = record["output"], None
+    else:
+        chosen, rejected = None, record["output"]
+    return {"dataset": dataset, "source_index": record["source_index"], "instruction": record["instruction"],
+            "input": record.get("input") or "", "chosen": chosen, "rejected": rejected, "judgment": judgment}
+
+
+def split_records(records: list[dict], dataset: str, items: int, train_records: int | None,
+                  seed: int) -> tuple[list[dict], list[dict]]:
+    """(training records, held-out items): a seeded permutation; the first `items` records are held out, the
+    next `train_records` train (all the rest when None). Both keep the data set's order."""
+    wanted = items + (train_records or 0)
+    if wanted > len(records) or items >= len(records):
+        raise ValueError(f"{dataset}: {len(records)} records cannot give {items} held-out items and "
+                         f"{train_records or 'at least one'} training records")
+    order = list(range(len(records)))
+    random.Random(seed).shuffle(order)
+    held = sorted(order[:items])
+    rest = order[items:] if train_records is None else order[items:items + train_records]
+    return [records[i] for i in sorted(rest)], [heldout_item(records[i], dataset) for i in held]
+
+
+def read_items(path: str | Path, rows: list[dict]) -> list[dict]:
+    """Check each held-out item; an error names the file, line and field."""
+    for i, row in enumerate(rows):
+        field = FieldReader(path, i + 1, row, label="line")
+        field.get("source_index", (int, str))
+        field.get("instruction", str, nonempty=True)
+        chosen = field.get("chosen", str, optional=True, nonempty=True)
+        rejected = field.get("rejected", str, optional=True, nonempty=True)
+        if chosen is None and rejected is None:
+            field.fail("chosen", "an item needs a chosen or a rejected answer")
+        if rejected is not None:
+            field.get("judgment", str, nonempty=True)
+        blamed = field.get("blamed", list, optional=True)
+        if blamed is not None and not all(isinstance(b, int) and b >= 0 for b in blamed):
+            field.fail("blamed", "expected a list of token positions (non-negative integers)")
+    return rows
+
+
+def check_disjoint(items: list[dict], trained: list[dict], items_file, trained_file) -> None:
+    """A held-out item must never be a training instance (matched on source_index)."""
+    overlap = sorted({str(i["source_index"]) for i in items} & {str(t["source_index"]) for t in trained}, key=_num)
+    if overlap:
+        shown = ", ".join(overlap[:20]) + (f" and {len(overlap) - 20} more" if len(overlap) > 20 else "")
+        raise DataError(items_file, None, "source_index",
+                        f"{len(overlap)} held-out items were trained on ({trained_file}): source_index {shown}")
+
+
+def _num(value: str):
+    return (0, int(value), "") if value.isdigit() else (1, 0, value)
+
+
+# ------------------------------------------------------------------------------------------------- log-probs
+
+def answer_sequence(tokenizer, prompt: str, answer: str, cutoff: int):
+    from repro.cut.collate import encode
+
+    return encode(tokenizer, prompt, answer, cutoff)
+
+
+@torch.no_grad()
+def sequence_logprobs(model, sequences: list, pad_id: int, batch_size: int = 8) -> list[torch.Tensor]:
+    """log p of each sequence's target tokens (the answer and EOS), in order, batched by length."""
+    from repro.cut.collate import Example, collate
+    from repro.cut.hidden import hidden_token_logprobs
+    from repro.cut.logprobs import token_logprobs
+    from repro.cut.train import output_layer
+
+    device = next(model.parameters()).device
+    layer = output_layer(model)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].ids))
+    out: list[torch.Tensor | None] = [None] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = collate([Example(i, sequences[i], None) for i in chunk], pad_id).to(device)
+        if layer is None:
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            flat = token_logprobs(logits, batch.targets)
+        else:
+            decoder, weight, bias, softcap = layer
+            hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                             use_cache=False).last_hidden_state
+            flat = hidden_token_logprobs(hidden, weight, batch.targets, bias, softcap)
+        counts = (batch.targets != -100).sum(1).tolist()
+        for i, part in zip(chunk, flat.float().cpu().split(counts)):
+            out[i] = part
+    return out
+
+
+def blame(model, tokenizer, items: list[dict], threshold: float, cutoff: int, batch_size: int = 8) -> list[dict]:
+    """Each item with a rejected answer gets `blamed`: the positions (in the answer's target tokens) that Eq. 5
+    flags under `model`: p(token | judgment prompt) / p(token | plain prompt) > threshold."""
+    rows = [i for i, item in enumerate(items) if item.get("rejected")]
+    plain, judged = [], []
+    for i in rows:
+        item = items[i]
+        plain.append(answer_sequence(tokenizer, plain_prompt(item["instruction"], item.get("input")),
+                                     item["rejected"], cutoff))
+        judged.append(answer_sequence(tokenizer, judgment_prompt(item["instruction"], item["judgment"],
+                                                                 item.get("input")), item["rejected"], cutoff))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    lp_plain = sequence_logprobs(model, plain, pad, batch_size)
+    lp_judged = sequence_logprobs(model, judged, pad, batch_size)
+    out = [dict(item) for item in items]
+    for i, a, b in zip(rows, lp_judged, lp_plain):
+        if a.numel() != b.numel():
+            raise ValueError(f"item {i} (source_index {items[i]['source_index']}): the rejected answer has "
+                             f"{a.numel()} tokens after the judgment prompt and {b.numel()} after the plain one")
+        out[i]["blamed"] = torch.nonzero(torch.exp(a - b) > threshold).flatten().tolist()
+    return out
+
+
+def score(model, tokenizer, items: list[dict], cutoff: int, batch_size: int = 8) -> list[dict]:
+    """Per item: the per-token mean log-likelihood of each answer under the plain prompt, and of the blamed
+    tokens of the rejected answer."""
+    keys, sequences = [], []
+    for i, item in enumerate(items):
+        prompt = plain_prompt(item["instruction"], item.get("input"))
+        for side in ("chosen", "rejected"):
+            if item.get(side):
+                keys.append((i, side))
+                sequences.append(answer_sequence(tokenizer, prompt, item[side], cutoff))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    logprobs = dict(zip(keys, sequence_logprobs(model, sequences, pad, batch_size)))
+    scored = []
+    for i, item in enumerate(items):
+        row = {"source_index": item["source_index"], "chosen_logprob": None, "rejected_logprob": None,
+               "blamed_logprob": None, "n_blamed": None}
+        for side in ("chosen", "rejected"):
+            if (i, side) in logprobs:
+                row[f"{side}_logprob"] = float(logprobs[(i, side)].mean())
+        if "blamed" in item and (i, "rejected") in logprobs:
+            lp, positions = logprobs[(i, "rejected")], item["blamed"]
+            if positions and max(positions) >= lp.numel():
+                raise ValueError(f"item {i} (source_index {item['source_index']}): blamed position "
+                                 f"{max(positions)} is past the answer's {lp.numel()} tokens (another tokenizer?)")
+            row["n_blamed"] = len(positions)
+            row["blamed_logprob"] = float(lp[positions].mean()) if positions else None
+        scored.append(row)
+    return scored
+
+
+# ------------------------------------------------------------------------------------------------- measures
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def auc(positives: list[float], negatives: list[float]) -> float | None:
+    """P(a positive's score > a negative's), ties counting half (the Mann-Whitney statistic)."""
+    if not positives or not negatives:
+        return None
+    pooled = sorted([(v, 1) for v in positives] + [(v, 0) for v in negatives])
+    rank_sum, i = 0.0, 0
+    while i < len(pooled):  # average ranks over ties
+        j = i
+        while j < len(pooled) and pooled[j][0] == pooled[i][0]:
+            j += 1
+        rank = (i + j + 1) / 2
+        rank_sum += rank * sum(label for _, label in pooled[i:j])
+        i = j
+    n_pos, n_neg = len(positives), len(negatives)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def summarize(rows: list[dict]) -> dict:
+    pairs = [r for r in rows if r["chosen_logprob"] is not None and r["rejected_logprob"] is not None]
+    chosen = [r["chosen_logprob"] for r in rows if r["chosen_logprob"] is not None]
+    rejected = [r["rejected_logprob"] for r in rows if r["rejected_logprob"] is not None]
+    blamed = [r["blamed_logprob"] for r in rows if r["blamed_logprob"] is not None]
+    return {
+        "items": len(rows),
+        "preference_accuracy": _mean([float(r["chosen_logprob"] > r["rejected_logprob"]) for r in pairs]),
+        "auc": None if pairs else auc(chosen, rejected),
+        "blamed_logprob": _mean(blamed),
+        "collateral": _mean(chosen),
+        "rejected_logprob": _mean(rejected),
+        "items_with_blamed_tokens": len(blamed),
+    }
+
+
+def compare(base: list[dict], run: list[dict], resamples: int, seed: int = 0) -> dict:
+    """Each measure's change from base, with a 95% paired-bootstrap interval (items resampled, the same draw
+    for both)."""
+    if [str(r["source_index"]) for r in base] != [str(r["source_index"]) for r in run]:
+        raise ValueError("base and run were scored on different held-out items")
+    point_base, point_run = summarize(base), summarize(run)
+    rng = random.Random(seed)
+    draws = {m: [] for m in MEASURES}
+    n = len(base)
+    for _ in range(resamples):
+        picks = [rng.randrange(n) for _ in range(n)]
+        b, r = summarize([base[i] for i in picks]), summarize([run[i] for i in picks])
+        for m in MEASURES:
+            if b[m] is not None and r[m] is not None:
+                draws[m].append(r[m] - b[m])
+    out = {}
+    for m in MEASURES:
+        if point_base[m] is None or point_run[m] is None:
+            continue
+        values = sorted(draws[m])
+        low, high = values[int(0.025 * len(values))], values[min(len(values) - 1, int(0.975 * len(values)))]
+        out[m] = {"base": point_base[m], "run": point_run[m], "change": point_run[m] - point_base[m],
+                  "low": low, "high": high}
+    return out
+
+
+def load_model(model: str, adapter: str | None = None, device: str = "cpu"):
+    """The model to score with, in fp32 (bf16 on a GPU), its adapter applied unmerged, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    net = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device)
+    if adapter:
+        from peft import PeftModel
+
+        net = PeftModel.from_pretrained(net, adapter)
+    return net.eval(), AutoTokenizer.from_pretrained(model)

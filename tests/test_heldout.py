@@ -1,0 +1,190 @@
+"""The held-out judgment test (repro/evaluate/heldout.py): the split, the scores against transformers' own loss,
+Eq. 5 flags against an independent computation, AUC against brute force, the bootstrap, and bad input."""
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import pytest
+import torch
+
+from repro.data import prepare
+from repro.data.templates import judgment_prompt, plain_prompt
+from repro.evaluate import heldout as h
+
+
+@pytest.fixture(scope="module")
+def shepherd(store):
+    return prepare("shepherd", store)[0]
+
+
+@pytest.fixture(scope="module")
+def iteration(store):
+    return prepare("cut-iter1", store)[0]
+
+
+def test_split_is_seeded_disjoint_and_keeps_file_order(shepherd):
+    train, items = h.split_records(shepherd, "shepherd", 200, 96, seed=0)
+    again = h.split_records(shepherd, "shepherd", 200, 96, seed=0)
+    assert (train, items) == again
+    other = h.split_records(shepherd, "shepherd", 200, 96, seed=1)[1]
+    assert [i["source_index"] for i in other] != [i["source_index"] for i in items]
+    assert len(train) == 96 and len(items) == 200
+    held = [i["source_index"] for i in items]
+    assert not set(held) & {r["source_index"] for r in train}
+    positions = {r["source_index"]: n for n, r in enumerate(shepherd)}
+    assert [positions[s] for s in held] == sorted(positions[s] for s in held)
+    assert [positions[r["source_index"]] for r in train] == sorted(positions[r["source_index"]] for r in train)
+    everything = h.split_records(shepherd, "shepherd", 200, None, seed=0)[0]
+    assert len(everything) == len(shepherd) - 200
+
+
+def test_items_pair_shepherd_answers_and_split_online_ones(shepherd, iteration):
+    item = h.heldout_item(shepherd[0], "shepherd")
+    assert (item["chosen"], item["rejected"], item["judgment"]) == (shepherd[0]["refinement"], shepherd[0]["output"],
+                                                                    shepherd[0]["judgment"])
+    positive = next(r for r in iteration if r["judgment"] is None)
+    negative = next(r for r in iteration if r["judgment"] is not None)
+    assert (h.heldout_item(positive, "cut-iter1")["chosen"], h.heldout_item(positive, "cut-iter1")["rejected"]) == \
+        (positive["output"], None)
+    assert (h.heldout_item(negative, "cut-iter1")["chosen"], h.heldout_item(negative, "cut-iter1")["rejected"]) == \
+        (None, negative["output"])
+
+
+def test_a_split_that_cannot_be_made_is_an_error(shepherd):
+    with pytest.raises(ValueError, match="cannot give 1300 held-out items and 96"):
+        h.split_records(shepherd, "shepherd", 1300, 96, seed=0)
+
+
+def _items(records, dataset, n):
+    return [h.heldout_item(r, dataset) for r in records if len(r["output"]) < 300][:n]
+
+
+def test_scores_equal_transformers_own_loss_on_the_plain_prompt(tiny_model_dir, tiny_adapter_dir, shepherd):
+    """chosen/rejected log-likelihood = minus the mean cross-entropy transformers computes over the answer and
+    EOS after the plain prompt (prompt masked), with and without an adapter."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    items = _items(shepherd, "shepherd", 5)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    for adapter in (None, tiny_adapter_dir):
+        model, _ = h.load_model(str(tiny_model_dir), str(adapter) if adapter else None)
+        rows = h.score(model, tokenizer, items, cutoff=2048, batch_size=3)
+        reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        if adapter:
+            reference = PeftModel.from_pretrained(reference, adapter)
+        reference.eval()
+        for item, row in zip(items, rows):
+            assert row["source_index"] == item["source_index"]
+            for side in ("chosen", "rejected"):
+                prompt = tokenizer(plain_prompt(item["instruction"]))["input_ids"]
+                ids = tokenizer(plain_prompt(item["instruction"]) + item[side])["input_ids"] + [tokenizer.eos_token_id]
+                labels = [-100] * len(prompt) + ids[len(prompt):]
+                with torch.no_grad():
+                    loss = reference(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
+                assert row[f"{side}_logprob"] == pytest.approx(-float(loss), rel=1e-5, abs=1e-6)
+
+
+def test_blamed_tokens_are_eq5_flags_under_the_model(tiny_model_dir, shepherd):
+    model, tokenizer = h.load_model(str(tiny_model_dir))
+    items = _items(shepherd, "shepherd", 4)
+    threshold = 1.02
+    blamed = h.blame(model, tokenizer, items, threshold, cutoff=2048, batch_size=2)
+
+    def answer_logprobs(prompt, answer):
+        n = len(tokenizer(prompt)["input_ids"])
+        ids = tokenizer(prompt + answer)["input_ids"] + [tokenizer.eos_token_id]
+        with torch.no_grad():
+            logp = model(input_ids=torch.tensor([ids])).logits[0].double().log_softmax(-1)
+        return torch.stack([logp[t - 1, ids[t]] for t in range(n, len(ids))])
+
+    total = 0
+    for item, row in zip(items, blamed):
+        judged = answer_logprobs(judgment_prompt(item["instruction"], item["judgment"]), item["rejected"])
+        plain = answer_logprobs(plain_prompt(item["instruction"]), item["rejected"])
+        expected = torch.nonzero(torch.exp(judged - plain) > threshold).flatten().tolist()
+        assert row["blamed"] == expected
+        total += len(expected)
+    assert total > 0  # the check saw flags
+
+
+def _row(i, chosen, rejected, blamed=None):
+    return {"source_index": i, "chosen_logprob": chosen, "rejected_logprob": rejected, "blamed_logprob": blamed,
+            "n_blamed": None}
+
+
+def test_auc_equals_brute_force_pairs():
+    rng = random.Random(3)
+    for _ in range(20):
+        pos = [rng.choice([0.0, 0.5, 1.0, rng.random()]) for _ in range(rng.randint(1, 9))]
+        neg = [rng.choice([0.0, 0.5, 1.0, rng.random()]) for _ in range(rng.randint(1, 9))]
+        pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p, n in itertools.product(pos, neg)]
+        assert h.auc(pos, neg) == pytest.approx(sum(pairs) / len(pairs))
+
+
+def test_summary_and_paired_bootstrap():
+    rng = random.Random(0)
+    base = [_row(i, rng.gauss(-2, 0.5), rng.gauss(-2.2, 0.5), rng.gauss(-4, 1)) for i in range(60)]
+    assert h.summarize(base)["preference_accuracy"] == pytest.approx(
+        sum(r["chosen_logprob"] > r["rejected_logprob"] for r in base) / 60)
+    same = h.compare(base, base, resamples=200)
+    assert all(c["change"] == 0 and c["low"] == 0 and c["high"] == 0 for c in same.values())
+    lowered = [{**r, "blamed_logprob": r["blamed_logprob"] - 0.3 + rng.gauss(0, 0.05)} for r in base]
+    cell = h.compare(base, lowered, resamples=500)["blamed_logprob"]
+    assert cell["low"] <= cell["change"] <= cell["high"] < 0 and cell["change"] == pytest.approx(-0.3, abs=0.05)
+    online = [_row(i, -1.0 - i / 100, None) for i in range(5)] + [_row(i, None, -1.5 + i / 100) for i in range(5, 10)]
+    summary = h.summarize(online)
+    assert summary["preference_accuracy"] is None and summary["auc"] == 1.0
+    with pytest.raises(ValueError, match="different held-out items"):
+        h.compare(base, base[1:], resamples=100)
+
+
+def test_held_out_items_that_were_trained_on_are_refused(tmp_path, tiny_model_dir, shepherd, capsys):
+    from repro.cli import main
+    from repro.io import write_jsonl
+
+    items = _items(shepherd, "shepherd", 3)
+    write_jsonl(tmp_path / "items.jsonl", items)
+    trained = [{"kind": "align_n", "source_index": items[1]["source_index"]}, {"kind": "align_n", "source_index": 9999}]
+    write_jsonl(tmp_path / "instances.jsonl", trained)
+    code = main(["evaluate", "heldout", "--model", str(tiny_model_dir), "--items", str(tmp_path / "items.jsonl"),
+                 "--trained-on", str(tmp_path / "instances.jsonl"), "--out", str(tmp_path / "scores.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"source_index {items[1]['source_index']}" in err and "items.jsonl" in err
+    assert "1 held-out items were trained on" in err and not (tmp_path / "scores.json").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"instruction": ""}, "line 2, field 'instruction': empty"),
+    ({"chosen": None, "rejected": None}, "line 2, field 'chosen': an item needs a chosen or a rejected answer"),
+    ({"judgment": None}, "line 2, field 'judgment': missing"),
+    ({"blamed": [1, -2]}, "line 2, field 'blamed': expected a list of token positions"),
+])
+def test_bad_items_name_the_line_and_field(tmp_path, shepherd, change, message):
+    from repro.data import DataError
+
+    items = _items(shepherd, "shepherd", 2)
+    items[1] = {k: v for k, v in {**items[1], **change}.items() if v is not None or k in ("chosen", "rejected")}
+    path = tmp_path / "items.jsonl"
+    path.write_text("".join(json.dumps(i) + "\n" for i in items))
+    with pytest.raises(DataError, match=message):
+        h.read_items(path, [json.loads(line) for line in path.read_text().splitlines()])
+
+
+@pytest.mark.parametrize("heldout,message", [
+    ({"alpaca-eval": {"blame_model": "tiny"}}, "heldout.alpaca-eval: 'alpaca-eval' is not a training data set"),
+    ({"shepherd": {"blame_model": "gpt-5"}}, "heldout.shepherd.blame_model: 'gpt-5' is not a key of models"),
+    ({"shepherd": {"blame_model": "tiny", "items": 0}}, "greater than or equal to 1"),
+])
+def test_config_heldout_is_validated(heldout, message):
+    from pathlib import Path
+
+    import yaml
+
+    from repro.config import config_from_dict
+
+    data = yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text())
+    with pytest.raises(ValueError, match=message):
+        config_from_dict({**data, "heldout": heldout})
