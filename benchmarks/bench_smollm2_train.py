@@ -14,6 +14,7 @@ float rounding). LoRA dropout is off so that the two runs are comparable token f
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -30,8 +31,8 @@ VARIANTS = {"before": dict(micro_batch_size=4, from_hidden=False), "after": dict
 
 
 def make_run(model_dir: str, batch: int, micro: int, from_hidden: bool, pad_id: int) -> TrainRun:
-    training = Training(finetune="lora", precision="fp32", batch_size=batch, micro_batch_size=micro, warmup_steps=0,
-                        lr_scheduler="constant", learning_rate=1e-3, lora={"dropout": 0.0},
+    training = Training(finetune="lora", precision="fp32", batch_size=batch, micro_batch_size=math.gcd(micro, batch),
+                        warmup_steps=0, lr_scheduler="constant", learning_rate=1e-3, lora={"dropout": 0.0},
                         cut={"threshold": 1.2, "alpha": 0.5, "from_hidden": from_hidden})
     torch.manual_seed(0)
     model = load_model(model_dir, training, torch.device("cpu"))

@@ -147,7 +147,8 @@ def _check_heldout(work, runs, env):
         table = {(r["run"], r["measure"]): float(r["value"]) for r in csv.DictReader(handle)}
     assert (work / "figures/smoke/heldout.png").stat().st_size > 5000
     out = work / "recomputed.json"
-    result = subprocess.run([sys.executable, "-m", "repro", "evaluate", "heldout", "--model", str(runs / "models/tiny"),
+    result = subprocess.run([sys.executable, "-m", "repro.cli", "evaluate", "heldout",
+                             "--model", str(runs / "models/tiny"),
                              "--adapter", str(runs / "experiments/cut-shepherd-tiny/adapter"),
                              "--items", str(runs / "heldout/shepherd/items.blamed.jsonl"), "--out", str(out)],
                             capture_output=True, text=True, env=env, cwd=work)

@@ -53,9 +53,7 @@ def register(commands) -> None:
     p.add_argument("--items", required=True, help="held-out items JSONL (repro data split)")
     p.add_argument("--threshold", type=float, required=True, help="lambda of Eq. 5")
     p.add_argument("--out", required=True)
-    p.add_argument("--cutoff", type=int, default=2048)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu")
+    _scoring_options(p)
     p.set_defaults(func=blame)
 
     p = add(sub, "heldout", "score a model on held-out judged items: per-token log-likelihood of chosen and "
@@ -68,9 +66,7 @@ def register(commands) -> None:
     p.add_argument("--out", required=True, help="JSON: summary and one row per item")
     p.add_argument("--trained-on", action="append", default=[],
                    help="instances or records the model trained on: an item among them is refused")
-    p.add_argument("--cutoff", type=int, default=2048)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu")
+    _scoring_options(p)
     p.set_defaults(func=heldout)
 
     p = add(sub, "lm-eval", "ARC / HellaSwag / MMLU / TruthfulQA with pinned local task files (settings from "
@@ -134,6 +130,12 @@ def lm_eval(args) -> int:
                           tensor_parallel=args.tensor_parallel)
     print(json.dumps(payload["scores"]))
     return 0
+
+
+def _scoring_options(p) -> None:
+    p.add_argument("--cutoff", type=int, default=2048, help="cutoff_len of the runs scored")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu")
 
 
 def _items(path):
