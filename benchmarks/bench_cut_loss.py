@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import proc_status_bytes  # noqa: E402
+from memory import peak_bytes_beyond_now  # noqa: E402
 from naive_released import naive_released_loss  # noqa: E402
 
 from repro.cut.loss import cut_loss  # noqa: E402
@@ -61,16 +61,7 @@ def step(variant: str, inputs) -> None:
 def measure_memory(variant: str, vocab: int, tokens: int, device: str) -> int:
     """Run in a fresh process: bytes allocated at peak beyond the inputs."""
     inputs = make_inputs(variant, vocab, tokens, device)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        step(variant, inputs)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-    before = proc_status_bytes("VmRSS")
-    step(variant, inputs)
-    return proc_status_bytes("VmHWM") - before
+    return peak_bytes_beyond_now(lambda: step(variant, inputs), device)
 
 
 def measure_time(variant: str, vocab: int, tokens: int, device: str, repeats: int) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import proc_status_bytes, reset_peak  # noqa: E402
+from memory import peak_bytes_beyond_now  # noqa: E402
 
 from repro.cut.loss import cut_loss, cut_loss_from_hidden  # noqa: E402
 
@@ -63,17 +63,7 @@ def clear(inputs) -> None:
 def measure_memory(path: str, args) -> int:
     """In a fresh process: bytes at peak beyond the inputs (the gradients included)."""
     inputs = make_inputs(args.vocab[0], args.tokens, args.dim, args.train_weight, args.device)
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        step(path, inputs)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-    reset_peak()  # the inputs' own creation must not count
-    before = proc_status_bytes("VmRSS")
-    step(path, inputs)
-    return proc_status_bytes("VmHWM") - before
+    return peak_bytes_beyond_now(lambda: step(path, inputs), args.device)
 
 
 def measure_time(path: str, vocab: int, args) -> float:

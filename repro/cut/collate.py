@@ -94,6 +94,11 @@ class CutBatch:
         return int(self.attention_mask.sum())
 
 
+def pad_id(tokenizer) -> int:
+    """The id padding takes (the tokenizer's pad token, else 0): padded positions are masked, so any id does."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def encode(tokenizer, prompt: str, response: str, cutoff: int) -> Sequence:
     full = tokenizer(prompt + response)["input_ids"]
     n_prompt = len(tokenizer(prompt)["input_ids"])

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from repro.config import Training
-from repro.cut.collate import CutBatch, Example, collate, encode_instances
+from repro.cut.collate import CutBatch, Example, collate, encode_instances, pad_id
 from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
 from repro.io import read_jsonl, sha256_file, write_json
@@ -344,7 +344,7 @@ def train(job: TrainJob) -> Path:
     started = time.time()
 
     tokenizer = training_tokenizer(job)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad = pad_id(tokenizer)
     instances = read_jsonl(job.instances)
     check_objective(instances, training.objective, job.instances)
     encoded = encode_instances(tokenizer, instances, training.cutoff_len, str(job.instances), training.long_responses)
@@ -361,7 +361,7 @@ def train(job: TrainJob) -> Path:
     start = load_checkpoint(checkpoints, model, optimizer, scheduler, fingerprint) if job.resume else 0
     compute = _precision(training, device)
     autocast = (torch.autocast(device.type, dtype=compute) if compute != torch.float32 else nullcontext())
-    run = TrainRun(model, params, optimizer, scheduler, training, device, pad_id, autocast, rank, world)
+    run = TrainRun(model, params, optimizer, scheduler, training, device, pad, autocast, rank, world)
 
     log_path = job.out.parent / "train_log.jsonl"  # beside the output, so a resumed run keeps its history
     if rank == 0:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from repro.cut.collate import Example, collate, encode, pad_id
 from repro.data.errors import DataError
 from repro.data.records import FieldReader
 from repro.data.templates import judgment_prompt, plain_prompt
@@ -92,16 +93,9 @@ def _num(value: str):
 
 # ------------------------------------------------------------------------------------------------- log-probs
 
-def answer_sequence(tokenizer, prompt: str, answer: str, cutoff: int):
-    from repro.cut.collate import encode
-
-    return encode(tokenizer, prompt, answer, cutoff)
-
-
 @torch.no_grad()
-def sequence_logprobs(model, sequences: list, pad_id: int, batch_size: int = 8) -> list[torch.Tensor]:
+def sequence_logprobs(model, sequences: list, pad: int, batch_size: int = 8) -> list[torch.Tensor]:
     """log p of each sequence's target tokens (the answer and EOS), in order, batched by length."""
-    from repro.cut.collate import Example, collate
     from repro.cut.hidden import hidden_token_logprobs
     from repro.cut.logprobs import token_logprobs
     from repro.cut.train import output_layer
@@ -112,7 +106,7 @@ def sequence_logprobs(model, sequences: list, pad_id: int, batch_size: int = 8) 
     out: list[torch.Tensor | None] = [None] * len(sequences)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        batch = collate([Example(i, sequences[i], None) for i in chunk], pad_id).to(device)
+        batch = collate([Example(i, sequences[i], None) for i in chunk], pad).to(device)
         if layer is None:
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
             flat = token_logprobs(logits, batch.targets)
@@ -134,13 +128,12 @@ def blame(model, tokenizer, items: list[dict], threshold: float, cutoff: int, ba
     plain, judged = [], []
     for i in rows:
         item = items[i]
-        plain.append(answer_sequence(tokenizer, plain_prompt(item["instruction"], item.get("input")),
+        plain.append(encode(tokenizer, plain_prompt(item["instruction"], item.get("input")),
                                      item["rejected"], cutoff))
-        judged.append(answer_sequence(tokenizer, judgment_prompt(item["instruction"], item["judgment"],
+        judged.append(encode(tokenizer, judgment_prompt(item["instruction"], item["judgment"],
                                                                  item.get("input")), item["rejected"], cutoff))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    lp_plain = sequence_logprobs(model, plain, pad, batch_size)
-    lp_judged = sequence_logprobs(model, judged, pad, batch_size)
+    lp_plain = sequence_logprobs(model, plain, pad_id(tokenizer), batch_size)
+    lp_judged = sequence_logprobs(model, judged, pad_id(tokenizer), batch_size)
     out = [dict(item) for item in items]
     for i, a, b in zip(rows, lp_judged, lp_plain):
         if a.numel() != b.numel():
@@ -159,9 +152,8 @@ def score(model, tokenizer, items: list[dict], cutoff: int, batch_size: int = 8)
         for side in ("chosen", "rejected"):
             if item.get(side):
                 keys.append((i, side))
-                sequences.append(answer_sequence(tokenizer, prompt, item[side], cutoff))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    logprobs = dict(zip(keys, sequence_logprobs(model, sequences, pad, batch_size)))
+                sequences.append(encode(tokenizer, prompt, item[side], cutoff))
+    logprobs = dict(zip(keys, sequence_logprobs(model, sequences, pad_id(tokenizer), batch_size)))
     scored = []
     for i, item in enumerate(items):
         row = {"source_index": item["source_index"], "chosen_logprob": None, "rejected_logprob": None,
