@@ -47,7 +47,7 @@ rule all:
         expand(f"{RUNS}/experiments/{{experiment}}/instances.jsonl", experiment=CFG.experiments),
         experiment_outputs(),
         built_models(),
-        expand(f"{RUNS}/scores/{{run}}/{{benchmark}}.json", run=scored_runs(), benchmark=["alpaca_eval", "lm_eval"]),
+        expand(f"{RUNS}/scores/{{run}}/{{benchmark}}.json", run=scored_runs(), benchmark=score_benchmarks()),
         expand(f"{RUNS}/scores/{{run}}/rouge.json", run=summarization_runs() if CFG.evaluation.score == "all" else []),
 
 

@@ -33,8 +33,8 @@ class ModelSpec(Strict):
     # a tokenizer data source (`repro data sources`): preflight, `repro data tokenize` and training all use it, so
     # the checks see the trainer's exact tokens; None: the model folder's own tokenizer
     tokenizer: str | None = None
-    context: int | None = None  # context window in tokens (prompt + generated); None: not checked
-    tensor_parallel: int = 1  # GPUs one generation / evaluation engine of this model spans (vLLM)
+    context: int | None = Field(None, gt=0)  # context window in tokens (prompt + generated); None: not checked
+    tensor_parallel: int = Field(1, gt=0)  # GPUs one generation / evaluation engine of this model spans (vLLM)
 
     @model_validator(mode="after")
     def _hub_needs_path(self):
@@ -50,17 +50,17 @@ class ModelSpec(Strict):
 
 
 class LoRA(Strict):
-    r: int = 16
-    alpha: int = 16
-    dropout: float = 0.05
+    r: int = Field(16, gt=0)
+    alpha: int = Field(16, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
     targets: list[str] = Field(default_factory=lambda: ["gate_proj", "down_proj", "up_proj"])
     bias: Literal["none"] = "none"
 
 
 class CutLoss(Strict):
-    threshold: float = 1.1  # lambda of Eq. 5 (`--threshold` in the released code)
-    alpha: float = 1.0  # UT weight (`--weight_unlike`)
-    gamma: float = 0.0  # dynamic weighting exponent (v4 Eq. 6); 0 = the released code
+    threshold: float = Field(1.1, gt=0)  # lambda of Eq. 5 (`--threshold` in the released code)
+    alpha: float = Field(1.0, ge=0)  # UT weight; negative would reward the flagged tokens (`--weight_unlike`)
+    gamma: float = Field(0.0, ge=0)  # dynamic weighting exponent (v4 Eq. 6); 0 = the released code
     combine: Literal["mean", "sum"] = "mean"  # mean: released (nll + ul) / 2; sum: the paper's L1 + L2
     # Table 4 ablations (repro.cut.loss): each removes exactly one term
     use_l1: bool = True  # False: "- L1" (= Hindsight on the negatives)
@@ -75,39 +75,53 @@ class CutLoss(Strict):
 class Dpo(Strict):
     """DPO settings (ILF-DPO, DPO on UltraFeedback; TRL's DPOTrainer). The paper gives none of them
     (docs/settings.md)."""
-    beta: float = 0.1  # CHOSEN: TRL's default and the DPO paper's usual value
+    beta: float = Field(0.1, gt=0)  # CHOSEN: TRL's default and the DPO paper's usual value
     loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"  # sigmoid = the DPO loss
 
 
-OBJECTIVES = ("cut", "hindsight", "forward_prediction", "ilf_mle", "ai_judge", "ilf_dpo", "dpo")
+class Kto(Strict):
+    """KTO settings (not in the paper; TRL's KTOTrainer, Ethayarajh et al. 2024). A judged record's response is
+    desirable when its judgment is positive, undesirable when negative; the judgment's words are never read, so
+    KTO beside CUT asks what the words add over the verdict (docs/settings.md)."""
+    beta: float = Field(0.1, gt=0)  # CHOSEN: TRL's default and the KTO paper's
+    desirable_weight: float = Field(1.0, gt=0)
+    undesirable_weight: float = Field(1.0, gt=0)
+    # Shepherd has no positive record: with true, each negative's refinement (`training.refinements`: the data's
+    # human correction or the model's own) is a desirable example beside its undesirable response
+    refinements_as_desirable: bool = False
+
+
+OBJECTIVES = ("cut", "hindsight", "forward_prediction", "ilf_mle", "ai_judge", "ilf_dpo", "dpo", "kto")
 
 
 class Training(Strict):
-    # cut | hindsight | forward_prediction | ilf_mle | ai_judge (MLE on Figure 9) | ilf_dpo | dpo
+    # cut | hindsight | forward_prediction | ilf_mle | ai_judge (MLE on Figure 9) | ilf_dpo | dpo | kto
     # (repro/data/objectives.py says how each one sees a record)
     objective: Literal[OBJECTIVES] = "cut"
     refinements: Literal["model", "human"] = "model"  # ILF: refinements written by the base model, or the data's
     dpo: Dpo = Dpo()
+    kto: Kto = Kto()
     finetune: Literal["lora", "full"] = "lora"
     lora: LoRA = LoRA()
     cut: CutLoss = CutLoss()
-    batch_size: int = 8
-    micro_batch_size: int = 1
-    epochs: int = 1
-    max_steps: int | None = None  # cap on optimiser steps (smoke runs); None = epochs decide
-    learning_rate: float = 4e-4
+    batch_size: int = Field(8, gt=0)
+    micro_batch_size: int = Field(1, gt=0)
+    epochs: int = Field(1, gt=0)
+    max_steps: int | None = Field(None, gt=0)  # cap on optimiser steps (smoke runs); None = epochs decide
+    learning_rate: float = Field(4e-4, gt=0)
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0  # HF Trainer's default, which the released runs used; None: no clipping
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    # HF Trainer's default, which the released runs used; None: no clipping
+    max_grad_norm: float | None = Field(1.0, gt=0)
     gradient_checkpointing: bool = False
-    cutoff_len: int = 2048
+    cutoff_len: int = Field(2048, gt=0)
     seed: int = 42
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     load_in_8bit: bool = False
     load_in_4bit: bool = False
-    save_steps: int = 1000
-    downsample: float | None = 0.25  # Align-P ratio (None: keep every positive)
+    save_steps: int = Field(1000, gt=0)
+    downsample: float | None = Field(0.25, ge=0)  # Align-P ratio (None: keep every positive)
     # base weights as loaded, before any 8-/4-bit quantisation; auto: the compute precision. The released script
     # loads fp16 (torch_dtype=torch.float16) and trains under bf16 autocast.
     weights_dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
@@ -121,12 +135,17 @@ class Training(Strict):
     @property
     def needs_model_refinements(self) -> bool:
         """ILF with refinements the starting model writes first (`repro refine`)."""
-        return self.objective in ("ilf_mle", "ilf_dpo") and self.refinements == "model"
+        kto = self.objective == "kto" and self.kto.refinements_as_desirable
+        uses = self.objective in ("ilf_mle", "ilf_dpo") or kto
+        return uses and self.refinements == "model"
 
     @model_validator(mode="after")
     def _batch_divides(self):
         if self.batch_size % self.micro_batch_size:
             raise ValueError("batch_size must be a multiple of micro_batch_size")
+        if self.objective == "kto" and self.micro_batch_size < 2:
+            raise ValueError("objective kto needs micro_batch_size >= 2: KTO estimates its KL term from the other "
+                             "examples of the same micro-batch (TRL refuses 1)")
         if self.load_in_8bit and self.load_in_4bit:
             raise ValueError("choose at most one of load_in_8bit and load_in_4bit")
         return self
@@ -138,7 +157,8 @@ class Experiment(Strict):
     description: str = ""
     init_from: str | None = None  # start from this experiment's merged model (online iterations k >= 2)
     training: dict[str, Any] = Field(default_factory=dict)  # overrides of the top-level `training`
-    instructions: int | None = None  # keep the records of the first N distinct instructions (Figure 4b scaling)
+    # keep the records of the first N distinct instructions (Figure 4b scaling)
+    instructions: int | None = Field(None, gt=0)
     loop: str | None = None  # set for iterations of a live online loop (generated from `online.loops`)
     iteration: int | None = None
     sweep: str | None = None  # set for the points of a sweep (generated from `sweeps`)
@@ -154,7 +174,7 @@ class Sweep(Strict):
 
 class Data(Strict):
     mirror: str | None = None  # local folder in the canonical layout (REPRO_DATA_MIRROR overrides)
-    limit: int | None = None  # keep the first N records of each prepared set (smoke / mini subsets)
+    limit: int | None = Field(None, gt=0)  # keep the first N records of each prepared set (smoke / mini subsets)
     prepare: list[str] = Field(default_factory=list)  # evaluation sets to prepare up front
     # sources read from project-generated schema samples instead (smoke only: summarization, ultrafeedback,
     # cut-ultrafeedback); every output that depends on them is labelled
@@ -174,10 +194,10 @@ class HeldoutSplit(Strict):
 
 class Generation(Strict):
     backend: Literal["transformers", "vllm"] = "vllm"
-    max_new_tokens: int = 2048
-    temperature: float = 0.0  # greedy, as the released wwxu21/CUT/scripts/generate.py
-    top_p: float = 1.0
-    batch_size: int = 16
+    max_new_tokens: int = Field(2048, gt=0)
+    temperature: float = Field(0.0, ge=0)  # greedy, as the released wwxu21/CUT/scripts/generate.py
+    top_p: float = Field(1.0, gt=0, le=1)
+    batch_size: int = Field(16, gt=0)
     template: Literal["alpaca", "chat"] = "alpaca"
 
 
@@ -187,7 +207,22 @@ class AlpacaEvalSettings(Strict):
     judge_model: str | None = None  # local judges: a key of `models` (results not comparable with GPT-4)
     reference: str = "alpaca-eval"  # data set NAME of the reference outputs (1.0: text-davinci-003)
     length_controlled: bool = False
-    limit: int | None = None
+    limit: int | None = Field(None, gt=0)
+    # a local judge is measured against the stored GPT-4 annotations (`repro judge agreement`; rule
+    # judge_agreement) and the tables' footnote gives the result: the first N stored pairs (null: all 1,610)
+    agreement_limit: int | None = Field(None, gt=0)
+    agreement_reference: list[str] = Field(default_factory=lambda: ["cut-13b", "llama-2-13b-chat-hf"])
+
+
+class AlpacaEval2Settings(Strict):
+    """AlpacaEval 2.0 length-controlled, a column beside 1.0 in Tables 2 and 6 (not in the paper): GPT-4 Turbo
+    as annotator (weighted by its token probabilities), GPT-4 Turbo's outputs as the reference. It needs an OpenAI
+    key, so it is off unless a profile turns it on; `repro plan` prices it."""
+    enabled: bool = False
+    annotator: str = "weighted_alpaca_eval_gpt4_turbo"
+    limit: int | None = Field(None, gt=0)
+    usd_per_1m_input_tokens: float = 10.0  # gpt-4-1106-preview list price, for `repro plan`
+    usd_per_1m_output_tokens: float = 30.0
 
 
 class LmEvalTask(Strict):
@@ -205,8 +240,8 @@ def _open_llm_leaderboard_v1() -> dict[str, LmEvalTask]:
 
 class LmEvalSettings(Strict):
     backend: Literal["hf", "vllm"] = "hf"
-    batch_size: int = 8
-    limit: int | None = None
+    batch_size: int = Field(8, gt=0)
+    limit: int | None = Field(None, gt=0)
     tasks: dict[str, LmEvalTask] = Field(default_factory=_open_llm_leaderboard_v1)
 
 
@@ -221,6 +256,7 @@ class Evaluation(Strict):
     score: Literal["all", "report"] = "all"
     also_score: list[str] = Field(default_factory=list)
     alpaca_eval: AlpacaEvalSettings = AlpacaEvalSettings()
+    alpaca_eval_2: AlpacaEval2Settings = AlpacaEval2Settings()
     lm_eval: LmEvalSettings = LmEvalSettings()
     rouge: RougeSettings = RougeSettings()
 
@@ -233,21 +269,24 @@ class JudgeSpec(Strict):
     adapter_experiment: str | None = None  # ai_judge: the experiment whose adapter turns `model` into the judge
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 1024
-    timeout_s: float = 120.0
-    max_retries: int = 8  # on 429, 5xx and dropped connections, with exponential backoff
-    backoff_s: float = 1.0  # first wait; doubles per retry, capped at 60 s (a Retry-After header wins)
-    max_concurrency: int = 8
-    usd_per_1m_input_tokens: float = 0.0
-    usd_per_1m_output_tokens: float = 0.0
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(1024, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(8, ge=0)  # on 429, 5xx and dropped connections, with exponential backoff
+    backoff_s: float = Field(1.0, ge=0)  # first wait; doubles per retry, capped at 60 s (a Retry-After header wins)
+    max_concurrency: int = Field(8, gt=0)
+    # this many calls in a row failing after their retries stop the run (a server that will not heal); one
+    # failure among successes does not
+    max_consecutive_failures: int = Field(3, gt=0)
+    usd_per_1m_input_tokens: float = Field(0.0, ge=0)
+    usd_per_1m_output_tokens: float = Field(0.0, ge=0)
     template: Literal["plain", "chat"] = "plain"  # local: Figure 8 as plain text or through the chat template
 
 
 class OnlineLoop(Strict):
     """A live loop: iteration k draws new instructions, generates with model k-1, judges, trains model k."""
     judge: str  # a key of `judges`
-    iterations: int = 1
+    iterations: int = Field(1, gt=0)
     description: str = ""
     training: dict[str, Any] = Field(default_factory=dict)  # overrides of the top-level `training`
 
@@ -257,7 +296,7 @@ class Online(Strict):
     merge_dtype: Literal["bf16", "fp16", "fp32"] = "fp16"  # released merge.py: fp16 merge_and_unload
     pool: str = "stanford-alpaca"  # data set NAME whose instructions are drawn
     exclude: list[str] = Field(default_factory=list)  # data sets whose instructions are never drawn
-    instructions_per_iteration: int = 1000
+    instructions_per_iteration: int = Field(1000, gt=0)
     seed: int = 42
     loops: dict[str, OnlineLoop] = Field(default_factory=dict)
 
@@ -377,6 +416,12 @@ class Config(Strict):
                 raise ValueError(f"experiments.{name}.base_model: '{exp.base_model}' is not a key of models")
             if exp.init_from is not None and exp.init_from not in self.experiments:
                 raise ValueError(f"experiments.{name}.init_from: '{exp.init_from}' is not an experiment")
+        for name in self.experiments:  # a chain of init_from must end at a base model
+            chain = [name]
+            while (parent := self.experiments[chain[-1]].init_from) is not None:
+                if parent in chain:
+                    raise ValueError(f"experiments.{name}.init_from: a cycle ({' -> '.join(chain + [parent])})")
+                chain.append(parent)
         return self
 
     def base_model_path(self, experiment: str, runs: str | Path) -> str:

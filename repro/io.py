@@ -28,6 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; the file gets the mode any other new file would
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -35,6 +36,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
@@ -56,18 +63,25 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL file; a bad line is an error naming the file and the line number."""
+    """Read a JSONL file of objects; a bad line is an error naming the file and the line number."""
     from repro.data.errors import DataError
 
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(path, f"line {number}", None, f"not UTF-8 text (byte {err.start})") from None
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(path, f"line {number}", None, f"invalid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(path, f"line {number}", None, f"a {type(row).__name__}, not a JSON object")
+            rows.append(row)
     return rows
 
 
@@ -79,3 +93,5 @@ def read_json(path: str | os.PathLike) -> Any:
             return json.load(handle)
     except json.JSONDecodeError as err:
         raise DataError(path, f"line {err.lineno}", None, f"invalid JSON ({err.msg})") from None
+    except UnicodeDecodeError as err:
+        raise DataError(path, None, None, f"not UTF-8 text (byte {err.start})") from None

@@ -19,6 +19,9 @@ ALPACA_EVAL = {"prompts": 805, "new_tokens": 350}  # LLaMA2-chat answers average
 LM_EVAL_TOKENS = {"arc_challenge": 1172 * 4 * 900, "hellaswag": 10042 * 4 * 900, "mmlu": 14042 * 4 * 700,
                   "truthfulqa_mc2": 817 * 8 * 120}  # items x choices x context tokens at the paper's shots
 ANNOTATOR = {"input_tokens": 1400, "output_tokens": 60}  # alpaca_eval_gpt4: ~1000-token template + 2 answers
+# weighted_alpaca_eval_gpt4_turbo: a shorter template, GPT-4 Turbo's long reference answers, one output token
+ANNOTATOR_2 = {"input_tokens": 1700, "output_tokens": 1}
+STORED_PAIRS = 1610  # the stored GPT-4 annotations a judge is measured against (`repro judge agreement`)
 JUDGMENT = {"input_tokens": 450, "output_tokens": 150}  # Figure 8 prompt + instruction + response, a judgment
 FALLBACK_EXAMPLE_TOKENS = {"summarization-train": 700, "summarization-test": 700, "ultrafeedback": 450,
                            "cut-ultrafeedback": 450, "stanford-alpaca": 150}
@@ -82,7 +85,9 @@ def plan(config, gpu: str = "H100", store=None) -> dict:
                 rows = min(rows, exp.instructions * 4)
         # CUT negatives run two sequences (Align-N + Misalign); DPO runs chosen + rejected through policy and reference
         # (DPO on UltraFeedback: ~1.5 pairs per completion)
-        factor = {"cut": 2.0, "dpo": 6.0, "ilf_dpo": 4.0}.get(training.objective, 1.0)
+        # KTO: the example and its KL pair, through policy and reference (x2 with refinements as desirable)
+        factor = {"cut": 2.0, "dpo": 6.0, "ilf_dpo": 4.0,
+                  "kto": 8.0 if training.kto.refinements_as_desirable else 4.0}.get(training.objective, 1.0)
         tokens = rows * per_example * factor * training.epochs
         flops_per_token = (6 if training.finetune == "full" else 4) * n
         gpu_hours = hours(flops_per_token * tokens, MFU_TRAIN)
@@ -101,6 +106,11 @@ def plan(config, gpu: str = "H100", store=None) -> dict:
         + ANNOTATOR["output_tokens"] * (annotator.usd_per_1m_output_tokens if annotator else 60.0)) / 1e6
     if config.evaluation.alpaca_eval.judge_model:  # a local judge costs nothing
         annotate_usd = 0.0
+    ae2 = config.evaluation.alpaca_eval_2
+    if ae2.enabled:  # AlpacaEval 2.0 LC beside 1.0
+        annotate_usd += min(ALPACA_EVAL["prompts"], ae2.limit or ALPACA_EVAL["prompts"]) * (
+            ANNOTATOR_2["input_tokens"] * ae2.usd_per_1m_input_tokens
+            + ANNOTATOR_2["output_tokens"] * ae2.usd_per_1m_output_tokens) / 1e6
 
     def evaluation(run: str) -> RunCost:
         model = run.removeprefix("base-") if run.startswith("base-") else config.experiments[run].base_model
@@ -122,10 +132,25 @@ def plan(config, gpu: str = "H100", store=None) -> dict:
     everything = sorted(set(costs) | {r["run"] for rows in sections.values() for r in rows})
     total = {"gpu_hours": sum(costs.get(r, RunCost(0, 0)).gpu_hours + evaluation(r).gpu_hours for r in everything),
              "judge_usd": sum(costs.get(r, RunCost(0, 0)).judge_usd + evaluation(r).judge_usd for r in everything)}
-    return {"gpu": gpu, "assumptions": {"mfu_train": MFU_TRAIN, "mfu_score": MFU_SCORE, "mfu_generate": MFU_GENERATE,
-                                        "chars_per_token": CHARS_PER_TOKEN, "alpaca_eval": ALPACA_EVAL,
-                                        "annotator_tokens": ANNOTATOR, "judgment_tokens": JUDGMENT},
+    return {"gpu": gpu, "judge_agreement": judge_agreement_costs(config),
+            "assumptions": {"mfu_train": MFU_TRAIN, "mfu_score": MFU_SCORE, "mfu_generate": MFU_GENERATE,
+                            "chars_per_token": CHARS_PER_TOKEN, "alpaca_eval": ALPACA_EVAL,
+                            "annotator_tokens": ANNOTATOR, "annotator_2_tokens": ANNOTATOR_2,
+                            "judgment_tokens": JUDGMENT},
             "sections": sections, "total": total, "runs": len(everything)}
+
+
+def judge_agreement_costs(config) -> dict:
+    """What measuring each configured judge against the stored GPT-4 annotations costs (`repro judge agreement
+    --judge NAME`: two judgments per pair, cached), and the local AlpacaEval judge the workflow measures."""
+    costs = {name: STORED_PAIRS * 2 * (JUDGMENT["input_tokens"] * spec.usd_per_1m_input_tokens
+                                       + JUDGMENT["output_tokens"] * spec.usd_per_1m_output_tokens) / 1e6
+             for name, spec in config.judges.items() if spec.kind == "openai"}
+    costs |= {name: 0.0 for name, spec in config.judges.items() if spec.kind != "openai"}
+    settings = config.evaluation.alpaca_eval
+    if settings.judge_model:
+        costs["alpaca_eval (local, run by the workflow)"] = 0.0
+    return {"pairs": STORED_PAIRS, "judge_usd": costs}
 
 
 def _sources(mapping: dict) -> set[str]:
@@ -150,4 +175,7 @@ def format_plan(result: dict) -> str:
     lines.append("")
     lines.append(f"all {result['runs']} runs of the config (each counted once, incl. sweeps and live loops): "
                  f"{result['total']['gpu_hours']:,.1f} GPU-hours, judge API ${result['total']['judge_usd']:,.2f}")
+    agreement = result["judge_agreement"]
+    lines.append(f"measuring a judge against GPT-4 on the {agreement['pairs']} stored pairs (repro judge agreement): "
+                 + ", ".join(f"{name} ${usd:,.2f}" for name, usd in agreement["judge_usd"].items()))
     return "\n".join(lines)

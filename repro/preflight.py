@@ -163,11 +163,13 @@ class Preflight:
                     check.not_checked.append(f"tokenizer of {model} ({spec.tokenizer}): {err}")
                 except (DataError, OSError) as err:
                     check.problems.append(f"tokenizer of {model} ({spec.tokenizer}): {err}")
+        from repro.evaluate.alpaca_eval_run import stored_annotations
+
         for stored in sorted({s for s in _report_sources(self.config) if s.startswith("stored:")}):
             model = stored.removeprefix("stored:")
             try:
                 registry_source("alpaca-eval")
-                self.store.path("alpaca-eval", f"alpaca_eval/results/{model}/alpaca_eval_gpt4/annotations.json")
+                self.store.path("alpaca-eval", stored_annotations(model))
                 check.items += 1
             except NotAvailableOffline as err:
                 check.not_checked.append(f"{stored}: {err}")
@@ -178,7 +180,8 @@ class Preflight:
     # -------------------------------------------------------------- instances and tokens
     def instance_key(self, name: str) -> tuple:
         exp, training = self.config.experiments[name], self.config.experiment_training(name)
-        return (exp.dataset, training.objective, training.downsample, training.seed, exp.instructions)
+        return (exp.dataset, training.objective, training.downsample, training.seed, exp.instructions,
+                training.kto.refinements_as_desirable)
 
     def check_instances(self) -> None:
         from repro.data.experiment import limited, records_from_workflow
@@ -201,7 +204,7 @@ class Preflight:
                     built[key], _ = build_objective_instances(
                         limited(self.config, exp.dataset, self.records[exp.dataset]), training.objective,
                         downsample=training.downsample, seed=training.seed, source=exp.dataset,
-                        instructions=exp.instructions)
+                        instructions=exp.instructions, kto_refinements=training.kto.refinements_as_desirable)
                 self.instances[name] = built[key]
                 check.items += 1
             except (DataError, ValueError) as err:
@@ -237,15 +240,15 @@ class Preflight:
 
     def check_tokenization(self) -> None:
         from repro.cut.collate import IGNORE, encode_instances
-        from repro.data.objectives import PAIR_OBJECTIVES
+        from repro.data.objectives import TRL_OBJECTIVES
 
         check = self._check("tokenize")
         done: dict[tuple, object] = {}
         for name, instances in self.instances.items():
             model = self.config.experiments[name].base_model
             training = self.config.experiment_training(name)
-            if training.objective in PAIR_OBJECTIVES:
-                check.not_checked.append(f"experiment {name}: preference pairs are tokenised by TRL")
+            if training.objective in TRL_OBJECTIVES:
+                check.not_checked.append(f"experiment {name}: {training.objective} examples are tokenised by TRL")
                 continue
             tokenizer = self.tokenizer(model)
             if isinstance(tokenizer, Exception):

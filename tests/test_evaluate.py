@@ -3,6 +3,7 @@ and against a local OpenAI-protocol server with faults, a local judge end to end
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import pytest
 
 from repro.evaluate.rouge import rouge
 from repro.evaluate.winrate import winrate
+
+from helpers import linked_mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 STORED = {"llama-2-13b-chat-hf": 81.09, "cut-13b": 91.36}
@@ -50,7 +53,9 @@ def test_winrate_agrees_with_alpaca_eval(mirror, model):
 
 class CountingOpenAIServer:
     """Speaks OpenAI's chat-completions protocol on 127.0.0.1 as a deterministic stand-in for GPT-4 (a paid
-    service that cannot run here): it ranks the longer answer first. `faults` maps a request number to 'error'
+    service that cannot run here): it ranks the longer answer first; asked for log-probabilities (AlpacaEval 2.0's
+    weighted annotator, GPT-4 Turbo) it gives the first-listed answer probability 0.8 when it is the longer one,
+    else 0.3. `faults` maps a request number to 'error'
     (HTTP 500), 'rate' (HTTP 429) or 'slow' (answers after 2 s)."""
 
     def __init__(self, faults=None):
@@ -76,6 +81,9 @@ class CountingOpenAIServer:
                 if fault == "slow":
                     time.sleep(2)
                 prompt = "\n".join(m["content"] for m in body["messages"])
+                if body.get("logprobs"):
+                    self._weighted(body, prompt, number)
+                    return
                 answers = prompt.split('"answer": """')[1:]
                 first, second = (a.split('"""')[0] for a in answers[-2:])
                 rank1 = 1 if len(first) >= len(second) else 2
@@ -86,6 +94,24 @@ class CountingOpenAIServer:
                            "choices": [{"index": 0, "finish_reason": "stop",
                                         "message": {"role": "assistant", "content": text}}],
                            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}}
+                self._send(payload)
+
+            def _weighted(self, body, prompt, number):
+                first, second = (a.split('"""')[0] for a in prompt.split('"output": """')[1:3])
+                p = 0.8 if len(first) > len(second) else 0.3
+                top = [{"token": "m", "logprob": math.log(p), "bytes": [109]},
+                       {"token": "M", "logprob": math.log(1 - p), "bytes": [77]}]
+                token = "m" if p > 0.5 else "M"
+                server.successes[prompt] += 1
+                self._send({"id": f"c{number}", "object": "chat.completion", "created": 0, "model": body["model"],
+                            "choices": [{"index": 0, "finish_reason": "length",
+                                         "message": {"role": "assistant", "content": token},
+                                         "logprobs": {"content": [{"token": token, "logprob": top[0 if p > 0.5 else 1]
+                                                                   ["logprob"], "bytes": [ord(token)],
+                                                                   "top_logprobs": top}]}}],
+                            "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}})
+
+            def _send(self, payload):
                 data = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -241,3 +267,64 @@ def test_lm_eval_gets_the_adapter_and_tensor_parallel_size_its_backend_understan
     assert model_args("M", str(tmp_path), "vllm", tensor_parallel=4) == (
         f"pretrained=M,dtype=auto,lora_local_path={tmp_path},max_lora_rank=16,tensor_parallel_size=4")
     assert model_args("M", None, "vllm") == "pretrained=M,dtype=auto"
+
+
+def test_alpaca_eval_2_length_controlled_through_the_real_client(mirror, tmp_path):
+    """AlpacaEval 2.0 LC: alpaca_eval's weighted GPT-4 Turbo annotator, through its OpenAI client, against the
+    local server; the win rate is the mean of the weighted preferences, the LC win rate comes from alpaca_eval's
+    length-controlled fit, and a table with the 2.0 column enabled shows it.
+
+    The fit reads alpaca_eval's df_gamed.csv (per-instruction difficulties and two "gamed" baselines, on the HF hub,
+    not in the development mirror): the mirror here gets a stand-in with the same columns (difficulty from the
+    instruction's position, the gamed rows tied at 0.5), so the numbers test the plumbing, not AlpacaEval 2.0."""
+    mirror = _with_lc_stand_in(mirror, tmp_path / "mirror")
+    outputs = json.loads((mirror / "alpaca_eval/results/llama-2-13b-chat-hf/model_outputs.json").read_text())[:30]
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    runs = tmp_path / "runs"
+    out = runs / "scores/cut-x/alpaca_eval_2.json"
+    server = CountingOpenAIServer()
+    try:
+        result = _alpaca_eval_cli(["--model-outputs", str(tmp_path / "outputs.json"), "--out", str(out), "--cache",
+                                   str(tmp_path / "cache"), "--version", "2.0", "--annotator",
+                                   "weighted_alpaca_eval_gpt4_turbo", "--length-controlled"], server.url, mirror)
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads(out.read_text())
+    assert scores["n"] == 30 and scores["version"] == "2.0" and scores["comparable_with_paper"] is False
+    annotations = json.loads(out.with_name("alpaca_eval_2.annotations.json").read_text())
+    baseline = {r["instruction"]: r["output"] for r in
+                json.loads((mirror / "alpaca_eval/alpaca_eval_gpt4_baseline.json").read_text())}
+    for a in annotations:  # output_1 = GPT-4 Turbo's reference; the longer answer gets 0.8 when shown first,
+        assert a["output_1"] == baseline[a["instruction"]]  # else 0.7 (alpaca_eval shuffles the order)
+        longer_first = len(a["output_1"]) > len(a["output_2"])
+        assert min(abs(a["preference"] - p) for p in ((1.2, 1.3) if longer_first else (1.7, 1.8))) < 1e-9
+    assert scores["win_rate"] == pytest.approx(100 * sum(a["preference"] - 1 for a in annotations) / 30)
+    lc = scores["length_controlled_win_rate"]
+    assert isinstance(lc, float) and 0 < lc < 100 and lc != pytest.approx(scores["win_rate"], abs=1e-6)
+
+    from repro.config import Config
+    from repro.report.tables import build_table, to_markdown
+
+    config = Config.model_validate({"profile": "t", "models": {"tiny": {"source": "tiny"}},
+                                    "experiments": {"cut-x": {"base_model": "tiny", "dataset": "shepherd"}},
+                                    "evaluation": {"alpaca_eval_2": {"enabled": True}},
+                                    "report": {"table2": {"llama2-chat-13b/cut": "cut-x"}}})
+    table = build_table("table2", config, runs)
+    cells = {c.column: c for key, cells in table.rows if key == "llama2-chat-13b/cut" for c in cells}
+    assert cells["alpaca_eval_2_lc"].reproduced == lc and cells["alpaca_eval_2_lc"].paper is None
+    assert "AlpacaEval 2.0 LC (not in the paper)" in to_markdown(table)
+
+
+def _with_lc_stand_in(mirror, dest):
+    import csv
+
+    linked_mirror(mirror, dest)
+    with open(dest / "alpaca_eval/df_gamed.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "instruction_difficulty", "not_gamed_baseline", "preference", "std_delta_len",
+                         "model"])
+        for gamed, sign in (("concise", -1), ("verbose", 1)):
+            for i in range(805):
+                writer.writerow([i, (i % 7 - 3) / 3, False, 0.5, sign, f"stand-in-{gamed}"])
+    return dest

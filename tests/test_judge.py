@@ -91,6 +91,13 @@ class FlakyChatServer:
                         self.send_header("Retry-After", "0")
                     self.end_headers()
                     return
+                if fault == "401":  # a proxy that echoes the request's headers into its error
+                    self.send_response(401)
+                    self.end_headers()
+                    self.wfile.write(json.dumps({"error": "unauthorized", "request_headers": {
+                        "Authorization": self.headers.get("Authorization"),
+                        "api-key": self.headers.get("Authorization", "").split()[-1]}}).encode())
+                    return
                 if fault == "400":
                     self.send_response(400)
                     self.end_headers()
@@ -241,3 +248,97 @@ def test_the_real_api_needs_a_key(tmp_path, monkeypatch):
     write_jsonl(tmp_path / "in.jsonl", _responses(1))
     with pytest.raises(JudgeAPIError, match="set OPENAI_API_KEY"):
         judge_file("gpt-4", config, tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+
+
+# ------------------------------------------------------------------ errors that will not heal stop the run early
+
+def _everyone(fault: str, n: int) -> dict:
+    return {f"Task number {i}.": [fault] * 50 for i in range(n)}
+
+
+def test_an_authentication_error_stops_the_run_at_once_and_hides_the_key(tmp_path, monkeypatch):
+    """A 401 is not per item: the run stops with nothing more sent (only calls already in flight), and the key the
+    proxy echoed back is not in the message."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "sk-live-0123456789abcdef")
+    write_jsonl(tmp_path / "in.jsonl", _responses(40))
+    server = FlakyChatServer(_everyone("401", 40))
+    with pytest.raises(JudgeAPIError) as caught:
+        judge_file("gpt-4", _config(server.port, concurrency=4), tmp_path / "in.jsonl", tmp_path / "out.jsonl",
+                   tmp_path / "cache.jsonl")
+    server.stop()
+    message = str(caught.value)
+    assert server.requests <= 4  # the four in flight when the first 401 came back; before: all 40
+    assert "HTTP 401" in message and "refused" in message and "paid for 0 judgments and kept 0" in message
+    assert "0123456789abcdef" not in message and "[redacted]" in message
+
+
+def test_a_server_that_never_heals_stops_after_the_consecutive_failure_limit(tmp_path, monkeypatch):
+    """500 forever: 3 items use up their retries, then nothing more is sent (before: every item's retries)."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "k")
+    write_jsonl(tmp_path / "in.jsonl", _responses(12))
+    server = FlakyChatServer(_everyone("500", 12))
+    with pytest.raises(JudgeAPIError, match="3 calls in a row failed after their retries.*HTTP 500.*paid for 0"):
+        judge_file("gpt-4", _config(server.port, concurrency=1, retries=2), tmp_path / "in.jsonl",
+                   tmp_path / "out.jsonl", tmp_path / "cache.jsonl")
+    server.stop()
+    assert server.requests == 3 * 3  # 3 items x 3 attempts, not 12 x 3
+
+
+def test_one_bad_item_among_good_ones_does_not_stop_the_others(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_TEST_KEY", "k")
+    write_jsonl(tmp_path / "in.jsonl", _responses(8))
+    server = FlakyChatServer({"Task number 2.": ["500"] * 50, "Task number 5.": ["500"] * 50})
+    with pytest.raises(JudgeAPIError, match="2 of 8 calls failed.*paid for 6 judgments and kept 6"):
+        judge_file("gpt-4", _config(server.port, concurrency=1, retries=1), tmp_path / "in.jsonl",
+                   tmp_path / "out.jsonl", tmp_path / "cache.jsonl")
+    server.stop()
+    assert len(server.answered) == 6 and len(JudgmentCache(tmp_path / "cache.jsonl").entries) == 6
+
+
+def test_an_unwritable_cache_stops_before_anything_is_paid(tmp_path, monkeypatch):
+    """The cache is opened for writing before the first call: a place no one can write (here under /proc, which
+    refuses root too) ends the run with nothing sent."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "k")
+    write_jsonl(tmp_path / "in.jsonl", _responses(5))
+    server = FlakyChatServer()
+    with pytest.raises(OSError):
+        judge_file("gpt-4", _config(server.port), tmp_path / "in.jsonl", tmp_path / "out.jsonl",
+                   "/proc/self/judgments/cache.jsonl")
+    server.stop()
+    assert server.requests == 0
+
+
+def test_a_full_disk_mid_run_stops_the_judge_and_pays_nothing_it_cannot_keep(tmp_path):
+    """The judge process may write only ~3 KB (RLIMIT_FSIZE: the kernel's 'file too large', as a full disk's
+    'no space left', fails the write): it stops at the first judgment it cannot cache, paid minus kept is at most
+    the calls in flight, the error is one line, and the rerun pays only for what was not kept."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    write_jsonl(tmp_path / "in.jsonl", _responses(40))
+    server = FlakyChatServer()
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"profile": "t", "models": {}, "judges": {"gpt-4": {
+        "kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{server.port}/v1",
+        "api_key_env": "REPRO_TEST_KEY", "max_concurrency": 2, "backoff_s": 0.05}}}))
+    args = [sys.executable, "-m", "repro.cli", "judge", "--config", str(config), "--judge", "gpt-4", "--inputs",
+            str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"), "--cache", str(tmp_path / "c.jsonl")]
+    env = {**os.environ, "REPRO_TEST_KEY": "k", "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+
+    first = subprocess.run(args, capture_output=True, text=True, env=env, preexec_fn=small_disk)
+    paid = sum(server.answered.values())
+    kept = len(JudgmentCache(tmp_path / "c.jsonl").entries)
+    assert first.returncode == 2 and first.stderr.count("\n") == 1 and "Traceback" not in first.stderr
+    assert "cannot be written" in first.stderr and f"paid for {paid} judgments and kept {kept}" in first.stderr
+    assert 0 < kept < paid <= kept + 2 < 40  # before: all 40 paid
+    second = subprocess.run(args, capture_output=True, text=True, env=env)
+    server.stop()
+    assert second.returncode == 0, second.stderr
+    assert sum(server.answered.values()) - paid == 40 - kept  # the rerun pays only for what was not kept

@@ -164,6 +164,82 @@ def test_dpo_matches_the_dpo_loss(tiny_model_dir, tiny_adapter_dir, records, tmp
     assert got == pytest.approx(sum(losses) / len(losses), rel=1e-4)
 
 
+def test_kto_matches_the_kto_loss(tiny_model_dir, tiny_adapter_dir, records, tmp_path):
+    """TRL's KTO loss on a micro-batch equals the KTO equation worked out here: r = log pi(y|x) - log ref(y|x)
+    (summed completion log-probs, +EOS); z = max(0, mean over the batch of the same log-ratio for each prompt with
+    the previous example's completion); loss = mean of w_D (1 - sigmoid(beta (r - z))) over desirable examples
+    and w_U (1 - sigmoid(beta (z - r))) over undesirable ones."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from repro.cut.kto import make_trainer
+    from repro.cut.train import TrainJob
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    policy = PeftModel.from_pretrained(base, str(tiny_adapter_dir), is_trainable=True)
+    examples, stats = build_objective_instances(records, "kto", kto_refinements=True)
+    assert (stats["desirable"], stats["undesirable"]) == (4, 3)  # 3 refinements + the positive; 3 negatives
+    beta, w_d, w_u, n = 0.3, 1.5, 0.7, 4
+    training = Training(objective="kto", batch_size=n, micro_batch_size=n, precision="fp32", max_steps=1,
+                        warmup_steps=0, kto={"beta": beta, "desirable_weight": w_d, "undesirable_weight": w_u})
+    job = TrainJob(base_model=str(tiny_model_dir), instances=tmp_path / "i.jsonl", out=tmp_path / "out",
+                   training=training, device="cpu", progress=False)
+    trainer = make_trainer(job, policy, tokenizer, examples, torch.device("cpu"))
+    batch = next(iter(trainer.get_train_dataloader()))
+    batch_examples = examples[:n]  # read in order
+    assert [bool(x) for x in batch["label"]] == [e["label"] for e in batch_examples]
+    assert {e["label"] for e in batch_examples} == {True, False}  # both sides of the loss are exercised
+    policy.eval()
+
+    def split(e):  # prompt tokens, completion tokens (+EOS) as tokenised after the prompt
+        prompt = tokenizer(e["prompt"])["input_ids"]
+        return prompt, tokenizer(e["prompt"] + e["completion"])["input_ids"][len(prompt):] + [tokenizer.eos_token_id]
+
+    def completion_logp(model, prompt, completion):
+        logp = _logprobs(model, prompt + completion)
+        return sum(float(logp[len(prompt) + t - 1, c]) for t, c in enumerate(completion))
+
+    pieces = [split(e) for e in batch_examples]
+
+    def logps(model):
+        matched = [completion_logp(model, p, c) for p, c in pieces]
+        mismatched = [completion_logp(model, p, pieces[i - 1][1]) for i, (p, _) in enumerate(pieces)]
+        return matched, mismatched
+
+    ref, ref_kl = logps(policy)  # the reference: the policy as training began (TRL keeps the starting adapter)
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B.default" in name:
+                param.add_(0.5 * torch.randn_like(param))
+        got = float(trainer.compute_loss(trainer.model, batch))
+    pol, pol_kl = logps(policy)
+    z = max(0.0, sum(p - r for p, r in zip(pol_kl, ref_kl)) / n)
+    sigmoid = torch.nn.functional.sigmoid
+    losses = [w_d * (1 - float(sigmoid(torch.tensor(beta * (p - r - z), dtype=torch.float64)))) if e["label"] else
+              w_u * (1 - float(sigmoid(torch.tensor(beta * (z - (p - r)), dtype=torch.float64))))
+              for e, p, r in zip(batch_examples, pol, ref)]
+    assert z > 0 and max(abs(p - r) for p, r in zip(pol, ref)) > 1e-2  # the policy really moved
+    assert got == pytest.approx(sum(losses) / n, rel=1e-4)
+
+
+def test_kto_examples_without_refinements_follow_the_verdict(records):
+    """Without refinements only the judgment's verdict decides: positives desirable, negatives undesirable."""
+    examples, stats = build_objective_instances(records, "kto")
+    by_index = {e["source_index"]: e for e in examples}
+    assert len(examples) == len(records) and (stats["desirable"], stats["undesirable"]) == (1, 3)
+    for r in records:
+        e = by_index[r["source_index"]]
+        assert e["label"] is (r["judgment"] is None) and e["completion"] == r["output"]
+        assert e["prompt"] == plain_prompt(r["instruction"], r.get("input"))
+
+
+def test_kto_needs_two_examples_per_micro_batch():
+    with pytest.raises(ValueError, match="micro_batch_size >= 2"):
+        Training(objective="kto", batch_size=8, micro_batch_size=1)
+
+
 def test_dpo_pairs_from_rewards():
     """UltraFeedback: all pairs of an instruction's completions with different scores, the higher preferred."""
     rows = [{"instruction": "Q", "input": "", "output": f"answer {s}", "judgment": None, "source_index": i,

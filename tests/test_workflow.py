@@ -47,7 +47,7 @@ def test_paper_dag_lists_every_training_run(tmp_path):
     plan = result.stdout + result.stderr
     config = load_config(ROOT / "config/paper.yaml")
     expected = {
-        "table2": [f"{m}-shepherd-{b}" for m in ("fp", "hindsight", "ilf-mle", "ilf-dpo", "cut")
+        "table2": [f"{m}-shepherd-{b}" for m in ("fp", "hindsight", "ilf-mle", "ilf-dpo", "cut", "kto")
                    for b in ("llama2-13b", "llama2-chat-13b")],
         "table3": [f"{m}-summarization-{b}" for m in ("fp", "hindsight", "ilf-mle", "ilf-dpo", "cut")
                    for b in ("llama2-13b", "llama2-chat-13b")],
@@ -56,7 +56,8 @@ def test_paper_dag_lists_every_training_run(tmp_path):
                   + ["cut-summarization-llama2-chat-13b-no-align-p"],
         "table5": [f"cut-shepherd-{b}" for b in ("llama2-chat-7b", "llama2-chat-70b", "mistral-7b-instruct-v1",
                                                  "gemma-7b-it", "llama3-8b-instruct")],
-        "table6": [f"cut-online-iter{k}" for k in range(1, 6)] + [f"live-iter{k}" for k in range(1, 6)],
+        "table6": [f"{m}-online-iter{k}" for k in range(1, 6) for m in ("cut", "kto")]
+                  + [f"live-iter{k}" for k in range(1, 6)],
         "figure3": ["ai-judge-3000", "ai-judge-5000", "cut-ai-judge-3000-iter1", "cut-ai-judge-5000-iter1"],
         "figure4": [f"{m}-{b}" for m in ("dpo-uf", "cut-uf", "cut-ufj") for b in ("llama2-13b", "llama2-chat-13b")]
                    + ["dpo-uf-llama2-chat-13b-2000", "dpo-uf-llama2-chat-13b-3000"],
@@ -67,7 +68,7 @@ def test_paper_dag_lists_every_training_run(tmp_path):
             assert name in config.experiments, (table, name)
             assert f"runs/paper/experiments/{name}/adapter" in plan, (table, name)
     objectives = {config.experiment_training(n).objective for n in config.experiments}
-    assert objectives == {"cut", "hindsight", "forward_prediction", "ilf_mle", "ilf_dpo", "dpo", "ai_judge"}
+    assert objectives == {"cut", "hindsight", "forward_prediction", "ilf_mle", "ilf_dpo", "dpo", "ai_judge", "kto"}
     assert len([n for n in config.experiments if n.startswith("cut-grid-")]) == 24  # the lambda/alpha/gamma grid
 
 
@@ -109,7 +110,8 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
     assert (runs / "preflight.md").read_text().rstrip().endswith("preflight passed")  # the workflow's first job
     _check_live_loop(runs, mirror)
     for name in ("fp-shepherd-tiny", "hindsight-shepherd-tiny", "ilf-mle-shepherd-tiny", "ilf-dpo-shepherd-tiny",
-                 "align-p-ratio-downsample0.0", "align-p-ratio-downsamplefull"):  # every objective trained a model
+                 "kto-shepherd-tiny", "kto-online-iter1-tiny", "align-p-ratio-downsample0.0",
+                 "align-p-ratio-downsamplefull"):  # every objective trained a model
         manifest = json.loads((runs / f"experiments/{name}/adapter/manifest.json").read_text())
         assert manifest["steps"] == 2, name
     assert json.loads((runs / "experiments/ilf-mle-shepherd-tiny/refined.meta.json").read_text())["refined"] == 12
@@ -233,6 +235,11 @@ def _check_tables_and_figures(work: Path, runs: Path) -> None:
     table2 = {(c["row"], c["column"]): c for c in csv.DictReader(open(work / "tables/smoke/table2.csv"))}
     cut = table2[("llama2-chat-13b/cut", "alpaca_eval")]
     assert cut["run"] == "cut-shepherd-tiny" and cut["reproduced"] and cut["local_judge"] == "True"
+    kto = table2[("llama2-chat-13b/kto (not in the paper)", "truthfulqa")]  # an added row, no published number
+    assert kto["run"] == "kto-shepherd-tiny" and kto["reproduced"] and kto["paper"] == ""
+    measured = json.loads((runs / "judge_agreement/alpaca_eval.json").read_text())  # the local judge vs GPT-4
+    assert measured["pairs_judged"] == measured["n"] == 6 and 0 <= measured["agreement"] <= 1
+    assert f"on 6 pairs: {measured['agreement']:.2f}" in (work / "tables/smoke/table2.md").read_text()
     table3 = {(c["row"], c["column"]): c for c in csv.DictReader(open(work / "tables/smoke/table3.csv"))}
     assert table3[("llama2-chat-13b/cut", "rougeLsum")]["generated_data"] == "True"  # labelled: generated samples
     assert json.loads((runs / "data/summarization-train.meta.json").read_text())["generated_schema_sample"]

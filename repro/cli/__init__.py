@@ -7,17 +7,19 @@ errors a user can cause into one line on stderr (REPRO_DEBUG=1 shows the traceba
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
 from repro.cli import check, data, evaluate, generate, model, online, report, train
+from repro.cli.common import OneLineParser
 
 STAGES = (data, model, train, online, generate, evaluate, report, check)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="repro", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="repro", description=__doc__.split("\n\n")[0],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for stage in STAGES:
         stage.register(commands)
@@ -31,8 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (DataError, ConfigError, ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as err:
+    except (DataError, ConfigError, ValueError, OSError, FloatingPointError, RuntimeError) as err:
         if os.environ.get("REPRO_DEBUG"):
             raise
-        print(f"error: {err}  (REPRO_DEBUG=1 shows the traceback)", file=sys.stderr)
+        message = os_error_text(err) if isinstance(err, OSError) else str(err)
+        print(f"error: {' '.join(message.split())}  (REPRO_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
+
+
+OS_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",
+             errno.EACCES: "permission denied", errno.ENOENT: "no such file or directory",
+             errno.EFBIG: "file too large (a file size limit)", errno.EDQUOT: "disk quota exceeded"}
+
+
+def os_error_text(err: OSError) -> str:
+    """One line naming the file: disk full, read-only and the like said as such."""
+    what = OS_ERRORS.get(err.errno, err.strerror or str(err))
+    files = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    return f"{files}: {what}" if files else what

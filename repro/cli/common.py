@@ -5,6 +5,39 @@ import argparse
 from pathlib import Path
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A bad argument is one line on stderr (what and why), exit status 2; `-h` still shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}  (-h shows the usage)\n")
+
+
+def _number(kind, text: str, low, inclusive: bool, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+    if value != value or (value < low if inclusive else value <= low):  # NaN, or out of range
+        raise argparse.ArgumentTypeError(f"{text}: give {what}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, 1, True, "a positive whole number")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(int, text, 0, True, "a whole number >= 0")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, 0.0, False, "a number > 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(float, text, 0.0, True, "a number >= 0")
+
+
 def add(commands, name: str, help: str, examples: str = ""):
     """A subcommand with its runnable examples as the epilog."""
     return commands.add_parser(name, help=help, description=help, epilog=examples.strip() or None,

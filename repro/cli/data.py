@@ -4,7 +4,15 @@ from __future__ import annotations
 import json
 import sys
 
-from repro.cli.common import TrackingStore, add, meta_path, provenance, store
+from repro.cli.common import (
+    TrackingStore,
+    add,
+    meta_path,
+    non_negative_float,
+    positive_int,
+    provenance,
+    store,
+)
 
 
 def register(commands) -> None:
@@ -19,7 +27,7 @@ def register(commands) -> None:
             "repro data prepare shepherd --out shepherd.jsonl --mirror ../shared/data")
     p.add_argument("name")
     p.add_argument("--out", required=True)
-    p.add_argument("--limit", type=int, help="keep only the first N records")
+    p.add_argument("--limit", type=positive_int, help="keep only the first N records")
     p.add_argument("--mirror", help="local data mirror (REPRO_DATA_MIRROR overrides)")
     p.add_argument("--generated-samples", help="read from this folder of project-generated schema samples instead")
     p.set_defaults(func=prepare)
@@ -29,14 +37,16 @@ def register(commands) -> None:
     p.add_argument("name")
     p.add_argument("--out", required=True)
     p.add_argument("--records", help="prepared records (JSONL) to read instead of preparing NAME again")
-    p.add_argument("--downsample", type=float, default=None, help="Align-P ratio (released: 0.25)")
+    p.add_argument("--downsample", type=non_negative_float, default=None, help="Align-P ratio (released: 0.25)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=positive_int)
     p.add_argument("--mirror")
     p.add_argument("--objective", default="cut", help="cut, hindsight, forward_prediction, ilf_mle, ai_judge, "
-                   "ilf_dpo, dpo (repro/data/objectives.py)")
+                   "ilf_dpo, dpo, kto (repro/data/objectives.py)")
+    p.add_argument("--kto-refinements", action="store_true",
+                   help="kto: each negative's refinement is a desirable example too (training.kto)")
     p.add_argument("--skip-empty", action="store_true", help="leave out (and count) records with an empty response")
-    p.add_argument("--instructions", type=int, help="keep the records of the first N distinct instructions")
+    p.add_argument("--instructions", type=positive_int, help="keep the records of the first N distinct instructions")
     p.set_defaults(func=instances)
 
     p = add(sub, "tokenize", "write exactly what the trainer sees of an experiment's instances: ids and labels "
@@ -57,8 +67,9 @@ def register(commands) -> None:
             "--train-records 96 --train-out train.jsonl --items-out heldout.jsonl")
     p.add_argument("--records", required=True, help="prepared records JSONL (repro data prepare)")
     p.add_argument("--dataset", required=True, help="the data set's NAME (written into each item)")
-    p.add_argument("--items", type=int, required=True)
-    p.add_argument("--train-records", type=int, help="training records drawn from the rest (default: all the rest)")
+    p.add_argument("--items", type=positive_int, required=True)
+    p.add_argument("--train-records", type=positive_int,
+                   help="training records drawn from the rest (default: all the rest)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-out", required=True)
     p.add_argument("--items-out", required=True)
@@ -67,7 +78,7 @@ def register(commands) -> None:
     p = add(sub, "samples", "write small project-generated data in the raw schema of sources the mirror lacks "
             "(summarization, UltraFeedback), labelled as such", "repro data samples --out runs/smoke/generated-data")
     p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=8)
+    p.add_argument("--n", type=positive_int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=samples)
 
@@ -122,7 +133,7 @@ def instances(args) -> int:
             records = records[: args.limit]
     rows, stats = build_objective_instances(records, args.objective, downsample=args.downsample, seed=args.seed,
                                             source=source, skip_empty=args.skip_empty,
-                                            instructions=args.instructions)
+                                            instructions=args.instructions, kto_refinements=args.kto_refinements)
     write_jsonl(args.out, rows)
     write_json(meta_path(args.out), {"dataset": args.name, "records": str(source), **stats})
     print(json.dumps(stats), file=sys.stderr)
@@ -133,14 +144,14 @@ def tokenize(args) -> int:
     from repro.config import load_config
     from repro.cut.collate import encode_instances, tokenized_row
     from repro.data.experiment import experiment_instances, experiment_tokenizer
-    from repro.data.objectives import PAIR_OBJECTIVES
+    from repro.data.objectives import TRL_OBJECTIVES
     from repro.io import read_jsonl, write_json, write_jsonl
 
     config = load_config(args.config)
     training = config.experiment_training(args.experiment)
-    if training.objective in PAIR_OBJECTIVES:
-        raise ValueError(f"experiment '{args.experiment}' trains {training.objective} on preference pairs, which "
-                         "TRL's DPOTrainer tokenises itself")
+    if training.objective in TRL_OBJECTIVES:
+        raise ValueError(f"experiment '{args.experiment}' trains {training.objective} through TRL, whose trainer "
+                         "tokenises its examples itself")
     data = store(args, config)
     if args.instances:
         rows, source = read_jsonl(args.instances), args.instances

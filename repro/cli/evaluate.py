@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repro.cli.common import add, store
+from repro.cli.common import add, positive_float, positive_int, store
 
 
 def register(commands) -> None:
@@ -27,7 +27,7 @@ def register(commands) -> None:
     p.add_argument("--version", choices=["1.0", "2.0"], default="1.0")
     p.add_argument("--length-controlled", action="store_true")
     p.add_argument("--reference", help="reference outputs (default: the version's reference from the registry)")
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=positive_int)
     p.add_argument("--cache-seed", action="append", help="stored annotations to seed the cache with")
     p.add_argument("--only-cached", action="store_true", help="call no judge: leave out uncached outputs")
     p.add_argument("--judge-model", help="model of a local judge")
@@ -51,7 +51,7 @@ def register(commands) -> None:
             "--threshold 1.1 --out heldout.blamed.jsonl")
     p.add_argument("--model", required=True)
     p.add_argument("--items", required=True, help="held-out items JSONL (repro data split)")
-    p.add_argument("--threshold", type=float, required=True, help="lambda of Eq. 5")
+    p.add_argument("--threshold", type=positive_float, required=True, help="lambda of Eq. 5")
     p.add_argument("--out", required=True)
     _scoring_options(p)
     p.set_defaults(func=blame)
@@ -78,10 +78,10 @@ def register(commands) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="take shots, limit, batch size and backend from this config")
     p.add_argument("--backend", choices=["hf", "vllm"])
-    p.add_argument("--limit", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--limit", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--tensor-parallel", type=int, default=1, help="GPUs of the vllm backend's engine")
+    p.add_argument("--tensor-parallel", type=positive_int, default=1, help="GPUs of the vllm backend's engine")
     p.set_defaults(func=lm_eval)
 
 
@@ -94,14 +94,16 @@ def winrate(args) -> int:
 
 
 def alpaca_eval(args) -> int:
+    from repro.data.sources import LC_FEATURES
     from repro.evaluate.alpaca_eval_run import REFERENCE_FILES, evaluate_alpaca_eval
 
     reference = args.reference or str(store(args).path("alpaca-eval", REFERENCE_FILES[args.version]))
+    lc_features = store(args).path("alpaca-eval", LC_FEATURES) if args.length_controlled else None
     scores = evaluate_alpaca_eval(
         args.model_outputs, reference, args.out, args.cache, annotator=args.annotator,
         version=args.version, length_controlled=args.length_controlled, limit=args.limit,
         cache_seed=args.cache_seed, only_cached=args.only_cached, judge_model=args.judge_model,
-        judge_adapter=args.judge_adapter, judge_backend=args.judge_backend)
+        judge_adapter=args.judge_adapter, judge_backend=args.judge_backend, lc_features=lc_features)
     print(json.dumps({k: scores[k] for k in ("win_rate", "standard_error", "n", "wins", "losses", "ties",
                                              "missing", "annotator", "comparable_with_paper")}))
     return 0
@@ -133,8 +135,8 @@ def lm_eval(args) -> int:
 
 
 def _scoring_options(p) -> None:
-    p.add_argument("--cutoff", type=int, default=2048, help="cutoff_len of the runs scored")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--cutoff", type=positive_int, default=2048, help="cutoff_len of the runs scored")
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--device", default="cpu")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repro.cli.common import add, store
+from repro.cli.common import add, non_negative_float, positive_float, positive_int, store
 
 
 def register(commands) -> None:
@@ -22,15 +22,15 @@ def register(commands) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="take decoding settings from this config's `generation` section")
     p.add_argument("--backend", choices=["transformers", "vllm"])
-    p.add_argument("--limit", type=int, help="only the first N prompts")
-    p.add_argument("--max-new-tokens", type=int)
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
+    p.add_argument("--limit", type=positive_int, help="only the first N prompts")
+    p.add_argument("--max-new-tokens", type=positive_int)
+    p.add_argument("--temperature", type=non_negative_float)
+    p.add_argument("--top-p", type=positive_float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--template", choices=["alpaca", "chat"])
     p.add_argument("--generator", help="name written into the outputs (default: the model folder's name)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--tensor-parallel", type=int, default=1)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--tensor-parallel", type=positive_int, default=1)
     p.add_argument("--dtype", choices=["auto", "bf16", "fp16", "fp32"], default="auto")
     p.add_argument("--mirror")
     p.add_argument("--no-progress", action="store_true")
@@ -44,7 +44,7 @@ def register(commands) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="take backend, batch size and max_new_tokens from this config")
     p.add_argument("--backend", choices=["transformers", "vllm"])
-    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--max-new-tokens", type=positive_int)
     p.set_defaults(func=refine)
 
 

@@ -57,6 +57,10 @@ def train(args) -> int:
         from repro.cut.dpo import train_dpo
 
         print(train_dpo(job))
+    elif training.objective == "kto":
+        from repro.cut.kto import train_kto
+
+        print(train_kto(job))
     else:
         print(train_cut(job))
     return 0

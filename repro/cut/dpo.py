@@ -2,59 +2,30 @@
 
 Same inputs and outputs as CUT training: instances of kind ``pair`` ({prompt, chosen, rejected}, prompts already
 in the Figure 6 template), the same LoRA recipe and optimiser settings from the config, the adapter and a
-manifest in ``--out``, checkpoints beside it, ``--resume`` continuing from the last one. With a LoRA model the
-reference policy is the base model (TRL disables the adapter for the reference pass). ``batch_size`` examples per
-optimiser step as micro-batches x accumulation (x processes under torchrun); beta and the loss type come from
-``training.dpo``.
+manifest in ``--out``, checkpoints beside it, ``--resume`` continuing from the last one (repro/cut/trl_run.py).
+With a LoRA model the reference policy is the base model (TRL disables the adapter for the reference pass); beta
+and the loss type come from ``training.dpo``.
 """
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import torch
 
-from repro.cut.train import (
-    TrainJob,
-    _device,
-    _device_name,
-    _distributed,
-    _git_commit,
-    _precision,
-    _seed_everything,
-    _versions,
-    load_model,
-    training_tokenizer,
-)
-from repro.io import read_jsonl, sha256_file, write_json
-
-
-def dpo_arguments(job: TrainJob, device: torch.device, world: int):
-    from trl import DPOConfig
-
-    t = job.training
-    compute = _precision(t, device)
-    return DPOConfig(
-        output_dir=str(job.checkpoints or job.out.parent / "checkpoints"), beta=t.dpo.beta, loss_type=[t.dpo.loss_type],
-        per_device_train_batch_size=t.micro_batch_size,
-        gradient_accumulation_steps=max(1, t.batch_size // (t.micro_batch_size * world)),
-        learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm or 0.0, num_train_epochs=t.epochs,
-        max_steps=t.max_steps or -1, seed=t.seed, data_seed=t.seed, max_length=t.cutoff_len,
-        save_steps=t.save_steps, save_total_limit=2, logging_steps=1, report_to=[],
-        bf16=compute == torch.bfloat16, fp16=compute == torch.float16, use_cpu=device.type == "cpu",
-        gradient_checkpointing=t.gradient_checkpointing, disable_tqdm=not job.progress, dataset_num_proc=None)
+from repro.cut.train import TrainJob
+from repro.cut.trl_run import train_with_trl, trainer_arguments
+from repro.io import read_jsonl
 
 
 def make_trainer(job: TrainJob, model, tokenizer, pairs: list[dict], device: torch.device, world: int = 1):
     from datasets import Dataset
-    from trl import DPOTrainer
+    from trl import DPOConfig, DPOTrainer
 
+    args = DPOConfig(beta=job.training.dpo.beta, loss_type=[job.training.dpo.loss_type],
+                     **trainer_arguments(job, device, world))
     dataset = Dataset.from_list([{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]}
                                  for p in pairs])
-    return DPOTrainer(model=model, args=dpo_arguments(job, device, world), train_dataset=dataset,
-                      processing_class=tokenizer)
+    return DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
 
 
 def read_pairs(path: Path) -> list[dict]:
@@ -72,36 +43,5 @@ def read_pairs(path: Path) -> list[dict]:
 
 
 def train_dpo(job: TrainJob) -> Path:
-    rank, world = _distributed()
-    device = _device(job.device, rank)
-    started = time.time()
     pairs = read_pairs(job.instances)
-    tokenizer = training_tokenizer(job)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    _seed_everything(job.training.seed)  # the LoRA weights are drawn when the model is wrapped: seed them
-    model = load_model(job.base_model, job.training, device)
-    trainer = make_trainer(job, model, tokenizer, pairs, device, world)
-    checkpoints = Path(trainer.args.output_dir)
-    resume = job.resume and any(checkpoints.glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if resume else None)
-    if rank == 0:
-        job.out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(job.out)
-        tokenizer.save_pretrained(job.out)
-        log_path = job.out.parent / "train_log.jsonl"
-        log_path.write_text("".join(json.dumps(r) + "\n" for r in trainer.state.log_history if "loss" in r))
-        write_json(job.out / "manifest.json", {
-            "experiment": job.experiment, "base_model": str(job.base_model), "training": job.training.model_dump(),
-            "trainer": "trl.DPOTrainer", "instances": {"path": str(job.instances), "sha256": sha256_file(job.instances),
-                                                       "pairs": len(pairs)},
-            "steps": trainer.state.global_step, "resumed": resume, "world_size": world, "device": _device_name(device),
-            "versions": {**_versions(), "trl": _trl_version()}, "git_commit": _git_commit(),
-            "wall_time_s": time.time() - started, "train_log": str(log_path)})
-    return job.out
-
-
-def _trl_version() -> str:
-    import trl
-
-    return trl.__version__
+    return train_with_trl(job, pairs, make_trainer, "trl.DPOTrainer", {"pairs": len(pairs)})

@@ -44,7 +44,8 @@ def experiment_instances(config, name: str, store) -> tuple[list[dict], dict]:
         records, _ = split_records(records, exp.dataset, split.items, split.train_records, split.seed)
     return build_objective_instances(records, training.objective,
                                      downsample=training.downsample, seed=training.seed, source=exp.dataset,
-                                     instructions=exp.instructions)
+                                     instructions=exp.instructions,
+                                     kto_refinements=training.kto.refinements_as_desirable)
 
 
 def experiment_tokenizer(config, name: str, store, runs):

@@ -14,10 +14,16 @@ optionally a second target ``continuation`` after ``continuation_prompt``), and 
 - ai_judge (Figure 9): the Figure 9 prompt, then "judgment decision" as the target, for every record.
 - ilf_dpo: refinement preferred over the response, per negative. dpo: UltraFeedback, all pairs of an
   instruction's completions with different overall scores, the higher preferred.
+- kto (not in the paper): unpaired examples (``prompt``, ``completion``, ``label``) after the plain prompt; a
+  positive record's response is desirable, a negative's undesirable; with ``kto.refinements_as_desirable`` each
+  negative's refinement is one more desirable example. The examples are shuffled with the seed: TRL reads them in
+  order and estimates KTO's KL term from the other examples of a micro-batch, so a record's response and its
+  refinement must not sit side by side, nor all desirable examples at the end.
 Align-P downsampling (`downsample`) applies to every objective that keeps positives, as it does for CUT.
 """
 from __future__ import annotations
 
+import random
 from itertools import combinations
 
 from repro.config import OBJECTIVES
@@ -28,8 +34,9 @@ from repro.judge.prompts import POSITIVE_JUDGMENT, ai_judge_prompt, ai_judge_tar
 
 FORWARD_JOINT = "\n\n### Judgment:\n"
 PAIR_OBJECTIVES = ("ilf_dpo", "dpo")
-INSTANCE_KINDS = {"cut": {"align_p", "align_n"}, **{o: {"pair"} for o in PAIR_OBJECTIVES},
-                  **{o: {"mle"} for o in OBJECTIVES if o not in ("cut", *PAIR_OBJECTIVES)}}
+TRL_OBJECTIVES = (*PAIR_OBJECTIVES, "kto")  # trained (and tokenised) by TRL's trainers, not repro.cut.train
+INSTANCE_KINDS = {"cut": {"align_p", "align_n"}, **{o: {"pair"} for o in PAIR_OBJECTIVES}, "kto": {"unpaired"},
+                  **{o: {"mle"} for o in OBJECTIVES if o not in ("cut", "kto", *PAIR_OBJECTIVES)}}
 
 
 def _mle(record: dict, prompt: str, response: str, **extra) -> dict:
@@ -64,6 +71,24 @@ def _ilf_mle(record: dict, i: int, source: str) -> dict:
 def _ai_judge(record: dict, i: int, source: str) -> dict:
     return _mle(record, ai_judge_prompt(record["instruction"], record.get("input"), record["output"]),
                 ai_judge_target(record["judgment"]))
+
+
+def _kto_example(record: dict, i: int, source: str) -> dict:
+    return {"kind": "unpaired", "source_index": record["source_index"],
+            "prompt": plain_prompt(record["instruction"], record.get("input")), "completion": record["output"],
+            "label": record["judgment"] is None, "from": "response"}
+
+
+def _kto_instances(records: list[dict], downsample: float | None, seed: int, source: str,
+                   refinements: bool) -> tuple[list[dict], dict]:
+    instances, stats = build_instances(records, downsample, seed, source, _kto_example)
+    if refinements:
+        instances += [{**_kto_example(r, i, source), "completion": _refinement(r, i, source), "label": True,
+                       "from": "refinement"} for i, r in enumerate(records) if r["judgment"] is not None]
+    random.Random(seed).shuffle(instances)
+    desirable = sum(1 for x in instances if x["label"])
+    return instances, {**stats, "instances": len(instances), "desirable": desirable,
+                       "undesirable": len(instances) - desirable, "refinements_as_desirable": refinements}
 
 
 def _ilf_pairs(records: list[dict], source: str) -> list[dict]:
@@ -113,7 +138,7 @@ def first_instructions(records: list[dict], n: int) -> list[dict]:
 
 def build_objective_instances(records: list[dict], objective: str = "cut", downsample: float | None = None,
                               seed: int = 42, source: str = "records", skip_empty: bool = False,
-                              instructions: int | None = None):
+                              instructions: int | None = None, kto_refinements: bool = False):
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown objective '{objective}'; known: {', '.join(OBJECTIVES)}")
     if instructions is not None:
@@ -128,6 +153,8 @@ def build_objective_instances(records: list[dict], objective: str = "cut", downs
         check_records(records, source)
         instances = _ilf_pairs(records, source) if objective == "ilf_dpo" else _reward_pairs(records, source)
         stats = {"records": len(records), "pairs": len(instances), "instances": len(instances)}
+    elif objective == "kto":
+        instances, stats = _kto_instances(records, downsample, seed, source, kto_refinements)
     else:  # an AI judge learns from every judgment: no downsampling
         ratio = None if objective == "ai_judge" else downsample
         instances, stats = build_instances(records, ratio, seed, source, INSTANCE_BUILDERS[objective])

@@ -131,6 +131,7 @@ _register(Source(
     note="Not in the development mirror.",
 ))
 
+LC_FEATURES = "alpaca_eval/df_gamed.csv"
 _AE_RESULTS = {
     "llama-2-13b-chat-hf/model_outputs.json": "75ff67385486aef7c93ef5cf57ca29d2fc377b04ae3cb71fe107d7062948647f",
     "llama-2-13b-chat-hf/alpaca_eval_gpt4/annotations.json":
@@ -148,6 +149,8 @@ _register(Source(
         DataFile("alpaca_eval/alpaca_eval.json", f"{HF}/tatsu-lab/alpaca_eval/resolve/main/alpaca_eval.json"),
         DataFile("alpaca_eval/alpaca_eval_gpt4_baseline.json",
                  f"{HF}/tatsu-lab/alpaca_eval/resolve/main/alpaca_eval_gpt4_baseline.json"),
+        # AlpacaEval 2.0 LC: instruction difficulties and the "gamed" baselines its length-controlled fit reads
+        DataFile(LC_FEATURES, f"{HF}/tatsu-lab/alpaca_eval/resolve/main/df_gamed.csv"),
     ) + tuple(
         _gh(ALPACA_EVAL_REPO, f"results/{path}", f"alpaca_eval/results/{path}", sha)
         for path, sha in _AE_RESULTS.items()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -23,6 +24,11 @@ PAPER_ANNOTATOR = "alpaca_eval_gpt4"
 # the reference outputs of each AlpacaEval version (files of the `alpaca-eval` data source)
 REFERENCE_FILES = {"1.0": "alpaca_eval/alpaca_eval.json", "2.0": "alpaca_eval/alpaca_eval_gpt4_baseline.json"}
 KEYS = ("instruction", "output_1", "output_2")
+
+
+def stored_annotations(model: str) -> str:
+    """The stored GPT-4 (AlpacaEval 1.0) annotations of a model's outputs, a file of the `alpaca-eval` source."""
+    return f"alpaca_eval/results/{model}/alpaca_eval_gpt4/annotations.json"
 
 
 def _annotator_config(annotator: str) -> tuple[Path, bool]:
@@ -93,7 +99,7 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
                          annotator: str = PAPER_ANNOTATOR, version: str = "1.0", length_controlled: bool = False,
                          limit: int | None = None, cache_seed: list[str] | None = None, only_cached: bool = False,
                          judge_model: str | None = None, judge_adapter: str | None = None,
-                         judge_backend: str = "transformers") -> dict:
+                         judge_backend: str = "transformers", lc_features: str | Path | None = None) -> dict:
     os.environ["IS_ALPACA_EVAL_2"] = str(version == "2.0")  # read by alpaca_eval at import
     import alpaca_eval
     import pandas as pd
@@ -131,6 +137,8 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
     else:
         judge = settings.get("completions_kwargs", {}).get("model_name")
     metric = "get_length_controlled_winrate" if length_controlled else "get_winrate"
+    if length_controlled:
+        _offer_lc_features(lc_features, Path(cache))
     leaderboard, annotations = alpaca_eval.evaluate(
         model_outputs=pd.DataFrame(outputs), reference_outputs=pd.DataFrame(ref_rows), annotators_config=str(config),
         precomputed_leaderboard=None, is_return_instead_of_print=True, fn_metric=metric,
@@ -152,6 +160,25 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
     }
     write_json(out, scores)
     return scores
+
+
+def _offer_lc_features(features: str | Path | None, cache: Path) -> None:
+    """alpaca_eval's length-controlled fit downloads its features (df_gamed.csv) from the HF hub itself; give it
+    the data store's copy instead (mirror or download cache), laid out as a hub cache, and keep it offline."""
+    if features is None:
+        raise ValueError("the length-controlled win rate needs alpaca_eval's df_gamed.csv (data source alpaca-eval)")
+    import alpaca_eval.constants as constants
+    import huggingface_hub.constants as hub
+
+    folder = cache / "hub" / "datasets--tatsu-lab--alpaca_eval"
+    (folder / "refs").mkdir(parents=True, exist_ok=True)
+    (folder / "refs" / "main").write_text("local")
+    snapshot = folder / "snapshots" / "local" / "df_gamed.csv"
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    if not snapshot.is_file():
+        shutil.copyfile(features, snapshot)
+    constants.DEFAULT_CACHE_DIR, constants.DATASETS_FORCE_DOWNLOAD = str(cache / "hub"), False
+    hub.HF_HUB_OFFLINE = True  # served from the copy above, never fetched
 
 
 def _rows(path) -> list[dict]:

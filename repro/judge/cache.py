@@ -39,6 +39,7 @@ class JudgmentCache:
                 kept = lines[:-1] if torn else lines
                 self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        open(self.path, "a", encoding="utf-8").close()  # unwritable (read-only, no rights): found before any call
 
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)

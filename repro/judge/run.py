@@ -6,11 +6,13 @@ so the rows are training records as they are), ``judgment_raw`` (the judge's tex
 """
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from repro.data.records import FieldReader
 from repro.judge.cache import JudgmentCache, judgment_key
+from repro.judge.openai_api import JudgeAPIError
 from repro.judge.prompts import annotation_messages, is_positive
 
 LOCAL_CHUNK = 64  # prompts per local generation call; each finished chunk is cached before the next starts
@@ -47,6 +49,59 @@ def _check(rows: list[dict], source: str) -> None:
         f.get("input", str, optional=True)
 
 
+def _call_api(judge, todo: list[int], prompts: list, record, cache: JudgmentCache) -> None:
+    """Every uncached prompt through the API, `max_concurrency` at a time, each answer cached as it arrives.
+
+    Nothing more is sent once the run cannot end well: a judgment that cannot be cached (disk full, read-only), an
+    authentication or permission error, or `max_consecutive_failures` calls in a row that failed after their
+    retries. Calls already in flight finish. A failed item otherwise does not stop the others; the run then ends
+    with an error once every item was tried. Either way the error says how many calls were paid and kept."""
+    lock, stop = threading.Lock(), threading.Event()
+    state = {"paid": 0, "kept": 0, "consecutive": 0, "failed": [], "reason": None}
+    limit = judge.spec.max_consecutive_failures
+
+    def halt(reason: str) -> None:
+        if not stop.is_set():
+            state["reason"] = reason
+            stop.set()
+
+    def call(i: int) -> None:
+        if stop.is_set():
+            return
+        try:
+            answer = judge.complete(prompts[i])
+        except JudgeAPIError as err:
+            with lock:
+                state["failed"].append(str(err))
+                state["consecutive"] += 1
+                if err.stops_run:
+                    halt(f"{err}; nothing more is sent")
+                elif state["consecutive"] >= limit:
+                    halt(f"{limit} calls in a row failed after their retries (judges.*.max_consecutive_failures); "
+                         f"last: {err}")
+            return
+        with lock:
+            state["paid"] += 1
+            state["consecutive"] = 0
+        try:
+            record(i, answer)
+        except OSError as err:
+            with lock:
+                halt(f"the judgment cache {cache.path} cannot be written ({err.strerror or err}); nothing more is "
+                     "sent, so no judgment is paid for and lost")
+            return
+        with lock:
+            state["kept"] += 1
+
+    with ThreadPoolExecutor(max_workers=judge.spec.max_concurrency) as pool:
+        for future in [pool.submit(call, i) for i in todo]:
+            future.result()
+    if state["reason"] or state["failed"]:
+        reason = state["reason"] or f"{len(state['failed'])} of {len(todo)} calls failed; first: {state['failed'][0]}"
+        raise JudgeAPIError(f"judge stopped: {reason}. This run paid for {state['paid']} judgments and kept "
+                            f"{state['kept']} in {cache.path}; a rerun asks only for the others")
+
+
 def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source: str = "inputs") -> tuple[list, dict]:
     _check(rows, source)
     identity = {"name": name, **judge.identity()}
@@ -65,12 +120,7 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
         cache.put({"key": keys[i], "judge": identity, "prompt": prompts[i], **answer})
 
     if openai:
-        def call(i: int) -> None:
-            record(i, judge.complete(prompts[i]))
-
-        with ThreadPoolExecutor(max_workers=judge.spec.max_concurrency) as pool:
-            for future in [pool.submit(call, i) for i in todo]:
-                future.result()
+        _call_api(judge, todo, prompts, record, cache)
     else:
         for start in range(0, len(todo), LOCAL_CHUNK):
             chunk = todo[start:start + LOCAL_CHUNK]

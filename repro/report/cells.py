@@ -12,6 +12,7 @@ from pathlib import Path
 RANKING = ("arc", "hellaswag", "mmlu", "truthfulqa")
 LM_EVAL_KEY = {"arc": "arc_challenge", "hellaswag": "hellaswag", "mmlu": "mmlu", "truthfulqa": "truthfulqa_mc2",
                "generalist_truthfulqa": "truthfulqa_mc2"}
+ALPACA_EVAL_2_LC = "alpaca_eval_2_lc"  # AlpacaEval 2.0 length-controlled win rate (not in the paper)
 ROUGE_KEY = {"rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL", "rougeLsum": "rougeLsum",
              "specialist_rougelsum": "rougeLsum"}
 
@@ -35,6 +36,8 @@ def score_file(runs: Path, source: str, column: str) -> Path | None:
         return runs / "scores" / source / "rouge.json"
     if column == "alpaca_eval":
         return runs / "scores" / source / "alpaca_eval.json"
+    if column == ALPACA_EVAL_2_LC:
+        return runs / "scores" / source / "alpaca_eval_2.json"
     if column == "judgments":
         return runs / "experiments" / source / "instances.meta.json"
     return None
@@ -44,10 +47,10 @@ def read_value(runs: Path, source: str, column: str, store=None, generated: bool
     if source.startswith("stored:"):
         if column != "alpaca_eval":
             raise ValueError(f"'{source}' holds AlpacaEval annotations only, not '{column}'")
+        from repro.evaluate.alpaca_eval_run import stored_annotations
         from repro.evaluate.winrate import winrate
 
-        model = source.removeprefix("stored:")
-        path = store.path("alpaca-eval", f"alpaca_eval/results/{model}/alpaca_eval_gpt4/annotations.json")
+        path = store.path("alpaca-eval", stored_annotations(source.removeprefix("stored:")))
         return Value(winrate(json.loads(Path(path).read_text()))["win_rate"], source, str(path))
     path = score_file(runs, source, column)
     if path is None:
@@ -62,6 +65,8 @@ def read_value(runs: Path, source: str, column: str, store=None, generated: bool
     elif column == "alpaca_eval":
         return Value(data["win_rate"], source, str(path), local_judge=bool(data.get("local_judge")),
                      generated_data=generated)
+    elif column == ALPACA_EVAL_2_LC:
+        value = data["length_controlled_win_rate"]
     else:  # judgments: the judged records an iteration trained from
         value = data["records"]
     return Value(value, source, str(path), generated_data=generated)

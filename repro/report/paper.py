@@ -82,6 +82,16 @@ TABLE6 = {
     "cut_online_iter5": (1000, 58.45, 79.19, 55.20, 52.96, 90.68),
 }
 
+# Rows the harness adds that the paper does not have (no published numbers): KTO, the verdict-only control of
+# what a judgment's words add (training.kto), offline on Shepherd and over the replayed online iterations.
+NOT_IN_PAPER = {
+    "table2": [("llama2-13b", "kto"), ("llama2-chat-13b", "kto")],
+    "table6": ["kto_offline", *(f"kto_online_iter{k}" for k in range(1, 6))],
+}
+NOT_IN_PAPER_LABEL = "not in the paper"
+# Columns added where a profile asks for them (evaluation.alpaca_eval_2): AlpacaEval 2.0 length-controlled
+NOT_IN_PAPER_COLUMNS = {"table2": ("alpaca_eval_2_lc",), "table6": ("alpaca_eval_2_lc",)}
+
 # Figures: only what the text states (bar and line heights are not given).
 FIGURES = {
     "figure3": {  # online alignment with AI judges; deltas over LLaMA2-chat-13b for AI judge-5000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +24,10 @@ TABLES = {
     "table5": (paper.TABLE5, paper.TABLE5_COLUMNS, "Model sizes and backbones (offline, Shepherd)"),
     "table6": (paper.TABLE6, paper.TABLE6_COLUMNS, "Online iterative alignment (LLaMA2-chat-13b)"),
 }
+AGREEMENT_FILE = "judge_agreement/alpaca_eval.json"  # under the runs folder (workflow rule judge_agreement)
 LABELS = {"arc": "ARC", "hellaswag": "HellaSwag", "mmlu": "MMLU", "truthfulqa": "TruthfulQA", "avg": "Avg.",
           "alpaca_eval": "AlpacaEval", "judgments": "#J", "generalist_truthfulqa": "Generalist (TruthfulQA)",
-          "specialist_rougelsum": "Specialist (rougeLsum)"}
+          "specialist_rougelsum": "Specialist (rougeLsum)", "alpaca_eval_2_lc": "AlpacaEval 2.0 LC (not in the paper)"}
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Table:
     profile: str
     columns: tuple
     rows: list[tuple[str, list[Cell]]] = field(default_factory=list)
+    judge_agreement: dict | None = None  # the local AlpacaEval judge measured against GPT-4 (repro judge agreement)
 
 
 def row_key(key) -> str:
@@ -81,18 +84,28 @@ def row_sources(spec, columns) -> dict[str, str | None]:
     return {c: spec[c] if c in spec else spec.get("*") for c in columns}  # an explicit null leaves a cell out
 
 
+def table_columns(name: str, config) -> tuple:
+    """The paper's columns, then AlpacaEval 2.0 LC where the profile scores it."""
+    _, columns, _ = TABLES[name]
+    return columns + (paper.NOT_IN_PAPER_COLUMNS.get(name, ()) if config.evaluation.alpaca_eval_2.enabled else ())
+
+
 def build_table(name: str, config, runs: str | Path, store=None) -> Table:
-    published, columns, title = TABLES[name]
+    published, _, title = TABLES[name]
+    columns = table_columns(name, config)
     runs = Path(runs)
     mapping = config.report.get(name, {})
-    known = {row_key(k) for k in published}
-    if set(mapping) - known:
-        raise ValueError(f"report.{name}: unknown rows {sorted(set(mapping) - known)}; the paper's rows: "
-                         f"{sorted(known)}")
+    added = [row_key(k) for k in paper.NOT_IN_PAPER.get(name, [])]
+    if set(mapping) - {row_key(k) for k in published} - set(added):
+        raise ValueError(f"report.{name}: unknown rows {sorted(set(mapping) - {row_key(k) for k in published})}; "
+                         f"the paper's rows: {sorted(row_key(k) for k in published)}, rows not in the paper: {added}")
     generated = generated_runs(config)
     table = Table(name, title, config.profile, columns)
-    for key, values in published.items():
-        variants = row_variants(mapping.get(row_key(key)))
+    padding = (None,) * (len(columns) - len(next(iter(published.values()))))
+    rows = [(row_key(k), row_key(k), tuple(v) + padding) for k, v in published.items()]
+    rows += [(k, f"{k} ({paper.NOT_IN_PAPER_LABEL})", (None,) * len(columns)) for k in added if k in mapping]
+    for key, label, values in rows:
+        variants = row_variants(mapping.get(key))
         for spec in variants:
             sources = row_sources(spec, columns)
             cells = []
@@ -107,8 +120,22 @@ def build_table(name: str, config, runs: str | Path, store=None) -> Table:
                 cells.append(Cell(column, got.value, paper_value, source, got.local_judge, got.generated_data,
                                   gamma))
             _fill_average(cells)
-            table.rows.append((_label(row_key(key), cells, len(variants) > 1), cells))
+            table.rows.append((_label(label, cells, len(variants) > 1), cells))
+    measured = runs / AGREEMENT_FILE
+    if measured.is_file() and any(c.local_judge for _, cells in table.rows for c in cells):
+        table.judge_agreement = json.loads(measured.read_text())
     return table
+
+
+def local_judge_note(table: Table) -> str:
+    note = "AlpacaEval judged by a local model, not GPT-4: not comparable with the paper."
+    a = table.judge_agreement
+    if a:
+        kappa = "undefined" if a["kappa"] is None else f"{a['kappa']:.2f}"
+        interval = f" (95% CI {a['agreement_ci95'][0]:.2f}-{a['agreement_ci95'][1]:.2f})" if a["agreement_ci95"] else ""
+        note += (f" Its agreement with GPT-4's stored annotations on {a['n']} pairs: {a['agreement']:.2f}{interval}, "
+                 f"Cohen's kappa {kappa}.")
+    return note
 
 
 def _label(key: str, cells: list[Cell], several: bool) -> str:
@@ -145,7 +172,7 @@ def generated_runs(config) -> set[str]:
 
 def table_inputs(name: str, config, runs: str | Path) -> list[str]:
     """Every score file a table reads (for the workflow's dependencies)."""
-    published, columns, _ = TABLES[name]
+    columns = table_columns(name, config)
     files = set()
     for spec in (v for value in config.report.get(name, {}).values() for v in row_variants(value)):
         for column, source in row_sources(spec, columns).items():
@@ -187,7 +214,7 @@ def to_markdown(table: Table) -> str:
         runs = sorted({c.source for c in cells if c.source})
         parts = [_cell_text(c) for c in cells]
         lines.append("| " + " | ".join([key] + parts + [", ".join(runs) or "-"]) + " |")
-    lines += ["", "† AlpacaEval judged by a local model, not GPT-4: not comparable with the paper.",
+    lines += ["", f"† {local_judge_note(table)}",
               "‡ trained or scored on project-generated schema samples (data/samples.py): meaningless numbers."]
     return "\n".join(lines) + "\n"
 

@@ -63,6 +63,7 @@ def instance_options(experiment):
     return " ".join(filter(None, [
         option("--downsample", training.downsample), option("--seed", training.seed),
         option("--objective", training.objective),
+        option("--kto-refinements", training.objective == "kto" and training.kto.refinements_as_desirable),
         option("--skip-empty", bool(exp.loop)),  # a model's own answers may be empty
         option("--instructions", exp.instructions)]))
 
@@ -195,6 +196,27 @@ def annotator_model():
 def annotator_option(wildcards, input):
     judge = CFG.evaluation.alpaca_eval.judge_model
     return option("--judge-model", model_path(judge, input.judge)) if judge else ""
+
+
+def score_benchmarks():
+    """What every scored run gets: AlpacaEval 1.0 and lm-eval, and AlpacaEval 2.0 LC where the profile turns it on."""
+    return ["alpaca_eval", "lm_eval"] + (["alpaca_eval_2"] if CFG.evaluation.alpaca_eval_2.enabled else [])
+
+
+def alpaca_eval_options(wildcards):
+    """The annotator, version and reference of AlpacaEval 1.0 (`alpaca_eval`) or 2.0 LC (`alpaca_eval_2`)."""
+    if wildcards.benchmark == "alpaca_eval_2":
+        settings = CFG.evaluation.alpaca_eval_2
+        return " ".join(filter(None, [option("--annotator", settings.annotator), option("--version", "2.0"),
+                                      "--length-controlled", option("--limit", settings.limit)]))
+    settings = CFG.evaluation.alpaca_eval
+    return " ".join(filter(None, [option("--annotator", settings.annotator), option("--version", settings.version),
+                                  option("--length-controlled", settings.length_controlled)]))
+
+
+def agreement_file():
+    """A local AlpacaEval judge's measured agreement with GPT-4, which the tables' footnote quotes ([] for GPT-4)."""
+    return [f"{RUNS}/judge_agreement/alpaca_eval.json"] if CFG.evaluation.alpaca_eval.judge_model else []
 
 
 def heldout_scores():

@@ -4,26 +4,47 @@
 rule alpaca_eval:
     input:
         outputs=f"{RUNS}/generations/{{run}}/alpaca_eval.json",
-        judge=annotator_model(),
+        judge=lambda wc: annotator_model() if wc.benchmark == "alpaca_eval" else [],
     output:
-        f"{RUNS}/scores/{{run}}/alpaca_eval.json",
+        f"{RUNS}/scores/{{run}}/{{benchmark}}.json",
     log:
-        f"{RUNS}/logs/alpaca_eval/{{run}}.log",
+        f"{RUNS}/logs/{{benchmark}}/{{run}}.log",
     benchmark:
-        f"{RUNS}/benchmarks/alpaca_eval/{{run}}.tsv"
+        f"{RUNS}/benchmarks/{{benchmark}}/{{run}}.tsv"
+    wildcard_constraints:
+        benchmark="alpaca_eval|alpaca_eval_2",  # AlpacaEval 1.0 (the paper's), 2.0 length-controlled (not)
     params:
-        cache=lambda wc: f"{RUNS}/scores/{wc.run}/alpaca_eval_cache",
-        annotator=CFG.evaluation.alpaca_eval.annotator,
-        version=CFG.evaluation.alpaca_eval.version,
-        judge=annotator_option,
-        lc=option("--length-controlled", CFG.evaluation.alpaca_eval.length_controlled),
+        cache=lambda wc: f"{RUNS}/scores/{wc.run}/{wc.benchmark}_cache",
+        settings=alpaca_eval_options,
+        judge=lambda wc, input: annotator_option(wc, input) if wc.benchmark == "alpaca_eval" else "",
         mirror=MIRROR,
     conda:
         ENV
     shell:
         "repro evaluate alpaca-eval --model-outputs {input.outputs:q} --out {output:q} --cache {params.cache:q} "
-        "--annotator {params.annotator:q} --version {params.version:q} {params.judge} {params.lc} {params.mirror} "
-        "> {log:q} 2>&1"
+        "{params.settings} {params.judge} {params.mirror} > {log:q} 2>&1"
+
+
+rule judge_agreement:
+    input:
+        judge=annotator_model(),
+    output:
+        f"{RUNS}/judge_agreement/alpaca_eval.json",
+    log:
+        f"{RUNS}/logs/judge_agreement/alpaca_eval.log",
+    benchmark:
+        f"{RUNS}/benchmarks/judge_agreement/alpaca_eval.tsv"
+    params:
+        config=CONFIG_FILE,
+        model=lambda wc, input: option("--model", model_path(CFG.evaluation.alpaca_eval.judge_model, input.judge)),
+        reference=" ".join(shlex.quote(m) for m in CFG.evaluation.alpaca_eval.agreement_reference),
+        limit=option("--limit", CFG.evaluation.alpaca_eval.agreement_limit),
+        mirror=MIRROR,
+    conda:
+        ENV
+    shell:
+        "repro judge agreement --judge alpaca_eval --config {params.config:q} {params.model} "
+        "--reference-stored {params.reference} {params.limit} --out {output:q} {params.mirror} > {log:q} 2>&1"
 
 
 rule lm_eval:

@@ -3,7 +3,8 @@
 
 rule table:
     input:
-        lambda wc: table_inputs(wc.table, CFG, RUNS),
+        scores=lambda wc: table_inputs(wc.table, CFG, RUNS),
+        agreement=agreement_file(),
     output:
         md=report(f"tables/{CFG.profile}/{{table}}.md", category="Tables"),
         csv=f"tables/{CFG.profile}/{{table}}.csv",
