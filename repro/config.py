@@ -473,6 +473,8 @@ def load_config(path: str | Path, overrides: dict | None = None) -> Config:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
     return config_from_dict(_deep_merge(data, overrides or {}), origin=str(path))
 
 

@@ -38,6 +38,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+class Busy(RuntimeError):
+    """Another process holds the lock of an output."""
+
+
+@contextlib.contextmanager
+def exclusive(out: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold `<out>.lock` for the block: a second process writing the same output stops at once instead of
+    interleaving with the first (the lock goes with the process, so a killed run never leaves it held)."""
+    import fcntl
+
+    lock = Path(f"{out}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{out}: another {what} is writing it now (lock {lock}); wait for it or choose another "
+                       "output") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

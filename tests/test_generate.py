@@ -157,3 +157,62 @@ def test_smollm2_answers_real_alpaca_eval_instructions(smollm2_dir, store, tmp_p
         words = row["output"].split()
         assert len(words) >= 5 and "###" not in row["output"]
         assert sum(w.isalpha() for w in words) / len(words) > 0.5  # real words, not token soup
+
+
+# ------------------------------------------------------------------ resume traps, locks, limits (hardening)
+
+def test_an_output_cut_short_before_its_manifest_is_finished_on_rerun(tiny_model_dir, store, tmp_path):
+    """A full disk between the output and its manifest leaves the output, no manifest, and the progress file:
+    the rerun rebuilds both from the progress file (before: refused as 'from another generation')."""
+    spec = _spec(tiny_model_dir)
+    run_generation(spec, "alpaca_eval", tmp_path / "ref.json", limit=3, store=store, progress=False)
+    reference = json.loads((tmp_path / "ref.json").read_text())
+    out = tmp_path / "gen.json"
+    (tmp_path / "gen.json.partial.jsonl").write_text(
+        json.dumps({"fingerprint": spec.fingerprint("alpaca_eval")}) + "\n"
+        + "".join(json.dumps({"id": i, "output": r["output"], "new_tokens": 1}) + "\n"
+                  for i, r in enumerate(reference)))
+    out.write_text('[{"instruction": "half wri')  # the final write that did not finish
+    manifest = run_generation(spec, "alpaca_eval", out, limit=3, store=store, progress=False)
+    assert (manifest["reused_from_partial"], manifest["generated_now"]) == (3, 0)
+    assert _outputs(out) == [r["output"] for r in reference] and not (tmp_path / "gen.json.partial.jsonl").exists()
+
+
+def test_two_headers_in_the_progress_file_resume(tiny_model_dir, store, tmp_path):
+    """Two fresh starts can each write a header line: resuming reads past both (before: KeyError)."""
+    spec = _spec(tiny_model_dir)
+    header = json.dumps({"fingerprint": spec.fingerprint("alpaca_eval")}) + "\n"
+    (tmp_path / "gen.json.partial.jsonl").write_text(header + header)
+    manifest = run_generation(spec, "alpaca_eval", tmp_path / "gen.json", limit=2, store=store, progress=False)
+    assert manifest["generated_now"] == 2 and len(_outputs(tmp_path / "gen.json")) == 2
+
+
+def test_a_second_generation_on_the_same_output_is_refused_while_the_first_runs(tiny_model_dir, store, tmp_path):
+    from repro.io import Busy, exclusive
+
+    out = tmp_path / "gen.json"
+    with exclusive(out, "generation"):  # what a running `repro generate` holds
+        with pytest.raises(Busy, match="another generation is writing it now"):
+            run_generation(_spec(tiny_model_dir), "alpaca_eval", out, limit=2, store=store, progress=False)
+    assert not out.exists()
+    run_generation(_spec(tiny_model_dir), "alpaca_eval", out, limit=2, store=store, progress=False)  # free again
+
+
+def test_a_prompt_beyond_the_context_is_refused_by_item(tiny_model_dir, tmp_path):
+    """A 5 MB prompt is refused before it is tokenised (before: the process grew to 23 GB); one just over the
+    context after tokenising; the message names the item. Nothing is written."""
+    context = json.loads((Path(tiny_model_dir) / "config.json").read_text())["max_position_embeddings"]
+    prompts = tmp_path / "p.jsonl"
+    for item, text in ((7, "x" * 5_000_000), (8, "word " * context)):
+        prompts.write_text(json.dumps({"id": 0, "instruction": "fine"}) + "\n"
+                           + json.dumps({"id": item, "instruction": text}) + "\n")
+        started = time.time()
+        with pytest.raises(ValueError, match=f"prompt {item}: .*context of {context} tokens"):
+            run_generation(_spec(tiny_model_dir), str(prompts), tmp_path / "out.jsonl", progress=False)
+        assert time.time() - started < 30 and not (tmp_path / "out.jsonl").exists()
+
+
+def test_an_empty_prompt_file_is_an_error(tiny_model_dir, tmp_path):
+    (tmp_path / "p.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no prompts"):
+        run_generation(_spec(tiny_model_dir), str(tmp_path / "p.jsonl"), tmp_path / "out.jsonl", progress=False)

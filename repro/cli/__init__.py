@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         message = os_error_text(err) if isinstance(err, OSError) else str(err)
         print(f"error: {' '.join(message.split())}  (REPRO_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
+    except Exception as err:  # a failure no check foresaw: still one line, and the way to see more
+        if os.environ.get("REPRO_DEBUG"):
+            raise
+        print(f"error: unexpected {type(err).__name__}: {' '.join(str(err).split())[:500]}  (REPRO_DEBUG=1 shows "
+              "the traceback; please report it)", file=sys.stderr)
+        return 1
 
 
 OS_ERRORS = {errno.ENOSPC: "no space left on device", errno.EROFS: "read-only file system",

@@ -89,7 +89,10 @@ def winrate(args) -> int:
     from repro.evaluate.winrate import winrate as win_rate
     from repro.io import read_json
 
-    print(json.dumps(win_rate(read_json(args.annotations))))
+    try:
+        print(json.dumps(win_rate(read_json(args.annotations))))
+    except ValueError as err:
+        raise ValueError(f"{args.annotations}: {err}") from None
     return 0
 
 

@@ -21,6 +21,9 @@ def register(commands) -> None:
         p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
         p.add_argument("--out", help=f"default {kind}s/<profile>/<name>.{suffix}")
         p.add_argument("--mirror", help="data mirror (stored AlpacaEval annotations)")
+        if kind == "table":
+            p.add_argument("--allow-missing", action="store_true",
+                           help="show '-' for mapped runs not scored yet instead of stopping")
         p.set_defaults(func=func)
 
     p = add(sub, "heldout", "the held-out judgment test: each run's change from its base model, 95% paired-bootstrap "
@@ -43,11 +46,15 @@ def register(commands) -> None:
 
 def table(args) -> int:
     from repro.config import load_config
-    from repro.report.tables import build_table, write_table
+    from repro.report.tables import build_table, table_inputs, write_table
 
     config = load_config(args.config)
     runs = Path(args.runs or f"runs/{config.profile}")
     out = Path(args.out or f"tables/{config.profile}/{args.name}.md")
+    missing = [f for f in table_inputs(args.name, config, runs) if not Path(f).is_file()]
+    if missing and not args.allow_missing:  # a mistyped --runs would otherwise give a table of blanks
+        raise ValueError(f"{args.name}: {len(missing)} score files of the runs it maps are missing (under {runs}), "
+                         f"e.g. {', '.join(missing[:3])}; run them first, or pass --allow-missing")
     for path in write_table(build_table(args.name, config, runs, store(args)), out):
         print(path)
     return 0

@@ -14,10 +14,12 @@ the optimiser, the scheduler and the RNG states, so ``--resume`` continues exact
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import time
 from contextlib import nullcontext
@@ -279,7 +281,13 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, finger
              "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                      "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
     tmp = folder / f".step-{step}.pt.part"
-    torch.save(state, tmp)
+    try:
+        torch.save(state, tmp)
+    except RuntimeError as err:  # torch reports a failed write as "inline_container.cc: unexpected pos"
+        tmp.unlink(missing_ok=True)
+        full = shutil.disk_usage(folder).free < (64 << 20)
+        raise OSError(errno.ENOSPC if full else errno.EIO, f"could not write the checkpoint ({str(err)[:120]})",
+                      str(tmp)) from None
     os.replace(tmp, folder / f"step-{step}.pt")
     for old in sorted(folder.glob("step-*.pt"), key=_step_of)[:-KEEP_CHECKPOINTS]:
         old.unlink()

@@ -26,11 +26,17 @@ def downsample_positions(records: list[dict], ratio: float | None, seed: int = 4
 
 
 def check_records(records: list[dict], source: str = "records") -> None:
-    """Every objective needs an instruction, a non-empty response and the record's source index."""
+    """Every objective needs an instruction, a non-empty response and the record's source index; the input, the
+    judgment (null for a positive) and the refinement, where present, are text."""
+    from repro.data.records import FieldReader
+
     for i, record in enumerate(records):
-        for key in ("instruction", "output", "source_index"):
-            if key not in record:
-                raise DataError(source, i, key, "missing")
+        f = FieldReader(source, i, record)
+        f.get("instruction", str, nonempty=True)
+        f.get("source_index", (int, str))
+        f.get("input", str, optional=True)
+        f.get("judgment", str, optional=True, nonempty=True)
+        f.get("refinement", str, optional=True)
         if not isinstance(record["output"], str) or not record["output"].strip():
             raise DataError(source, i, "output", "empty response")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from repro.generate.backends import load_tokenizer, make_backend
 from repro.generate.prompts import load_prompts
 from repro.generate.spec import GenerationSpec, render
-from repro.io import write_json, write_jsonl
+from repro.io import exclusive, write_json, write_jsonl
 
 
 class StaleOutputError(ValueError):
@@ -36,12 +36,20 @@ def read_partial(path: Path, fingerprint: dict) -> dict[str, dict]:
     if len(complete) != len(raw):
         path.write_bytes(complete)
     lines = complete.decode("utf-8").splitlines()
-    if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
-        raise StaleOutputError(f"{path} belongs to a generation with other settings (model, adapter, backend, "
-                               "decoding, template or prompts); delete it or choose another --out")
     done = {}
-    for line in lines[1:]:
-        row = json.loads(line)
+    for n, line in enumerate(lines, start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise StaleOutputError(f"{path}, line {n}: not JSON; delete the file to start this generation "
+                                   "again") from None
+        if "fingerprint" in row:  # a header (two fresh starts can each write one): it must be this run's
+            if row["fingerprint"] != fingerprint:
+                raise StaleOutputError(f"{path} belongs to a generation with other settings (model, adapter, "
+                                       "backend, decoding, template or prompts); delete it or choose another --out")
+            continue
+        if n == 1 or "id" not in row:
+            raise StaleOutputError(f"{path}, line {n}: not a progress line of this generation; delete the file")
         done[str(row["id"])] = row
     return done
 
@@ -55,11 +63,21 @@ def _append(handle, row: dict) -> None:
 def run_generation(spec: GenerationSpec, prompt_set: str, out: str | Path, limit: int | None = None, store=None,
                    device: str = "auto", progress: bool = True) -> dict:
     out = Path(out)
-    partial, manifest_path = _paths(out)
     prompts = load_prompts(prompt_set, store, limit)
+    if not prompts:
+        raise ValueError(f"{prompt_set}: no prompts to generate for")
+    with exclusive(out, "generation"):
+        return _generate(spec, prompt_set, prompts, out, device, progress)
+
+
+def _generate(spec: GenerationSpec, prompt_set: str, prompts: list[dict], out: Path, device: str,
+              progress: bool) -> dict:
+    partial, manifest_path = _paths(out)
     fingerprint = spec.fingerprint(prompt_set)
     ids = [str(p["id"]) for p in prompts]
-    if out.exists():
+    if out.exists() and not (partial.exists() and not manifest_path.exists()):
+        # (an output beside its progress file but without a manifest was cut short while being finished, e.g.
+        # by a full disk: it is rebuilt from the progress file below)
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         if manifest.get("fingerprint") == fingerprint and manifest.get("prompt_ids") == ids:
             return manifest  # finished earlier with the same settings: nothing to do
@@ -72,7 +90,7 @@ def run_generation(spec: GenerationSpec, prompt_set: str, out: str | Path, limit
     if todo:
         tokenizer = load_tokenizer(spec.model)
         rendered = [render(tokenizer, spec.template, p["instruction"], p["input"]) for p in todo]
-        prompt_ids = [tokenizer(text)["input_ids"] for text in rendered]
+        prompt_ids = _tokenize_within_context(tokenizer, rendered, todo, prompt_set, spec)
         backend = make_backend(spec, device)
         started = time.time()  # throughput excludes model loading
         partial.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +132,33 @@ def run_generation(spec: GenerationSpec, prompt_set: str, out: str | Path, limit
     write_json(manifest_path, manifest)
     partial.unlink(missing_ok=True)
     return manifest
+
+
+def model_context(model: str) -> int | None:
+    """The model's context window from its config (None where it does not say, e.g. a .gguf file)."""
+    config = Path(model) / "config.json"
+    if not config.is_file():
+        return None
+    data = json.loads(config.read_text())
+    return data.get("max_position_embeddings") or data.get("n_positions")
+
+
+def _tokenize_within_context(tokenizer, texts: list[str], prompts: list[dict], prompt_set: str,
+                             spec: GenerationSpec) -> list[list[int]]:
+    """Token ids of every prompt, refusing (by item) one that leaves no room to generate in the context. A
+    prompt far longer than any context is refused before tokenising it (a token is rarely over 16 characters)."""
+    context = model_context(spec.model)
+    ids = []
+    for prompt, text in zip(prompts, texts):
+        if context and len(text) > 16 * context:
+            raise ValueError(f"{prompt_set}, prompt {prompt['id']}: {len(text):,} characters, far beyond the "
+                             f"model's context of {context} tokens ({spec.model})")
+        tokens = tokenizer(text)["input_ids"]
+        if context and len(tokens) >= context:
+            raise ValueError(f"{prompt_set}, prompt {prompt['id']}: {len(tokens):,} tokens, no room left to "
+                             f"generate in the model's context of {context} tokens ({spec.model})")
+        ids.append(tokens)
+    return ids
 
 
 def _bar(progress: bool, total: int):

@@ -147,18 +147,22 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
 
 def judge_file(name: str, config, inputs: str | Path, out: str | Path, cache_path: str | Path | None = None,
                model_path: str | None = None, adapter: str | None = None, backend: str | None = None) -> dict:
-    from repro.io import read_jsonl, write_json, write_jsonl
+    from repro.io import exclusive, read_jsonl, write_json, write_jsonl
 
     out = Path(out)
-    cache = JudgmentCache(cache_path or out.with_name(out.name + ".cache.jsonl"))
-    spec, judge = make_judge(name, config, model_path, adapter, backend)
     rows = read_jsonl(inputs)
-    try:
-        judged, summary = judge_rows(name, judge, rows, cache, str(inputs))
-    finally:
-        if hasattr(judge, "close"):
-            judge.close()
-    write_jsonl(out, judged)
-    summary = {**summary, "inputs": str(inputs), "cache": str(cache.path), "paper_judge": spec.kind == "openai"}
-    write_json(out.with_name(out.name.removesuffix(".jsonl") + ".meta.json"), summary)
+    if not rows:
+        raise ValueError(f"{inputs}: no responses to judge")
+    _check(rows, str(inputs))  # before anything is created or sent
+    with exclusive(out, "judging"):
+        cache = JudgmentCache(cache_path or out.with_name(out.name + ".cache.jsonl"))
+        spec, judge = make_judge(name, config, model_path, adapter, backend)
+        try:
+            judged, summary = judge_rows(name, judge, rows, cache, str(inputs))
+        finally:
+            if hasattr(judge, "close"):
+                judge.close()
+        write_jsonl(out, judged)
+        summary = {**summary, "inputs": str(inputs), "cache": str(cache.path), "paper_judge": spec.kind == "openai"}
+        write_json(out.with_name(out.name.removesuffix(".jsonl") + ".meta.json"), summary)
     return summary
