@@ -45,21 +45,29 @@ class Busy(RuntimeError):
 @contextlib.contextmanager
 def exclusive(out: str | os.PathLike, what: str) -> Iterator[None]:
     """Hold `<out>.lock` for the block: a second process writing the same output stops at once instead of
-    interleaving with the first (the lock goes with the process, so a killed run never leaves it held)."""
+    interleaving with the first. The lock goes with the process (a killed run never leaves it held) and the file
+    is removed when the block ends; a process that locked a file another one had just removed gives up too."""
     import fcntl
 
     lock = Path(f"{out}.lock")
+    made = [d for d in (lock.parent, *lock.parent.parents) if not d.exists()]  # removed again if left empty
     lock.parent.mkdir(parents=True, exist_ok=True)
+    busy = Busy(f"{out}: another {what} is writing it now (lock {lock}); wait for it or choose another output")
     with open(lock, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(f"{out}: another {what} is writing it now (lock {lock}); wait for it or choose another "
-                       "output") from None
+            raise busy from None
+        if not lock.exists() or os.stat(lock).st_ino != os.fstat(handle.fileno()).st_ino:
+            raise busy  # (the file this process locked is no longer the lock: leave the new one alone)
         try:
             yield
         finally:
+            lock.unlink(missing_ok=True)
             fcntl.flock(handle, fcntl.LOCK_UN)
+            for folder in made:
+                with contextlib.suppress(OSError):  # not empty: the output is in it
+                    folder.rmdir()
 
 
 def _umask() -> int:

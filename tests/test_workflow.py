@@ -79,6 +79,32 @@ def test_slurm_profile_dry_run(tmp_path):
     assert "rule train:" in result.stdout + result.stderr
 
 
+def test_config_values_reach_the_shell_quoted(tmp_path, mirror):
+    """A work folder and a data mirror whose names hold a space and shell syntax: the job runs on them and the
+    injected command does not run (config values used to be pasted into shell commands unquoted)."""
+    work = tmp_path / "work dir"
+    (work / "config").mkdir(parents=True)
+    trap = tmp_path / "mirror $(touch INJECTED); touch INJECTED"
+    trap.symlink_to(mirror)
+    config = yaml_dump_smoke_with(work / "config/smoke.yaml", {"data": {"mirror": str(trap)}})
+    env = {k: v for k, v in os.environ.items() if k != "REPRO_DATA_MIRROR"}
+    result = run(["--cores", "1", "--configfile", str(config), "--snakefile", str(ROOT / "Snakefile"),
+                  "--directory", str(work), "runs/smoke/data/shepherd.jsonl"], cwd=work, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (work / "runs/smoke/data/shepherd.jsonl").read_text().count("\n") == 16
+    assert not list(tmp_path.rglob("INJECTED")) and not (ROOT / "INJECTED").exists()
+
+
+def yaml_dump_smoke_with(path: Path, changes: dict) -> Path:
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    for key, value in changes.items():
+        config[key] = {**config.get(key, {}), **value}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_lint_is_clean():
     result = run(["--lint"])
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout[-3000:]

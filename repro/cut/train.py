@@ -447,11 +447,12 @@ def _tensorboard(job: TrainJob, rank: int):
 
 def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "bf16") -> Path:
     """Merge a LoRA adapter into its base model and save a full model (as the online loop needs)."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch_dtype(dtype))
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    from repro.models import load_causal_lm, with_adapter
+
+    base = load_causal_lm(base_model, dtype=torch_dtype(dtype))
+    merged = with_adapter(base, adapter).merge_and_unload()
     out = Path(out)
     merged.save_pretrained(out)
     AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(out)

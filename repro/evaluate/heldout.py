@@ -239,12 +239,12 @@ def compare(base: list[dict], run: list[dict], resamples: int, seed: int = 0) ->
 
 def load_model(model: str, adapter: str | None = None, device: str = "cpu"):
     """The model to score with, in fp32 (bf16 on a GPU), its adapter applied unmerged, in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
+
+    from repro.models import load_causal_lm, with_adapter
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    net = AutoModelForCausalLM.from_pretrained(model, dtype=dtype).to(device)
+    net = load_causal_lm(model, dtype=dtype).to(device)
     if adapter:
-        from peft import PeftModel
-
-        net = PeftModel.from_pretrained(net, adapter)
+        net = with_adapter(net, adapter)
     return net.eval(), AutoTokenizer.from_pretrained(model)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from repro.generate.spec import Decoding, GenerationSpec
-from repro.models import torch_dtype
+from repro.models import load_causal_lm, torch_dtype, with_adapter
 from repro.tokenizer import load_tokenizer
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -23,21 +23,17 @@ class TransformersBackend:
     """Batched `model.generate`: prompts sorted by length (longest first), left padding, unmerged peft adapter."""
 
     def __init__(self, spec: GenerationSpec, device: str = "auto"):
-        from transformers import AutoModelForCausalLM
-
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    ("cpu" if device == "auto" else device))
         self.tokenizer = load_tokenizer(spec.model)
         dtype = torch_dtype(spec.dtype, self.device.type)
         path = Path(spec.model)
         if path.suffix == ".gguf":
-            model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+            model = load_causal_lm(path.parent, gguf_file=path.name, dtype=dtype)
         else:
-            model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=dtype)
+            model = load_causal_lm(spec.model, dtype=dtype)
         if spec.adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, spec.adapter)
+            model = with_adapter(model, spec.adapter)
         self.model = model.to(self.device).eval()
         self.batch_size = spec.batch_size
         eos = self.tokenizer.eos_token_id

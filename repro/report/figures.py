@@ -150,10 +150,11 @@ def plot_ratio(config, runs: Path, out_png: Path, store=None) -> list[Path]:
 def plot_token_probabilities(config, runs: Path, out_png: Path) -> list[Path]:
     """Figure 2, computed: p(y_t | x, j) and p(y_t | x) for one negative training instance of a run."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from repro.cut.collate import encode_instance
     from repro.io import read_jsonl
+    from repro.models import load_causal_lm, with_adapter
 
     spec = config.report.get("figure2", {})
     run, index = spec.get("run"), int(spec.get("example", 0))
@@ -167,11 +168,9 @@ def plot_token_probabilities(config, runs: Path, out_png: Path) -> list[Path]:
     instance = instances[min(index, len(instances) - 1)]
     # the adapter carries the tokenizer the run trained with (the config's tokenizer source, if any)
     tokenizer = AutoTokenizer.from_pretrained(adapter if (adapter / "tokenizer_config.json").is_file() else base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = load_causal_lm(base, dtype=torch.float32)
     if adapter.is_dir() and spec.get("adapter", True):
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model = with_adapter(model, adapter)
     model.eval()
     example = encode_instance(tokenizer, instance, 4096, run)
     probs = []
