@@ -26,6 +26,8 @@ def method(config, run: str) -> str:
     training = config.experiment_training(run)
     if training.objective == "cut":
         return f"CUT (γ={training.cut.gamma:g}, λ={training.cut.threshold:g}, α={training.cut.alpha:g})"
+    if training.objective == "kto":
+        return "KTO" + (" (refinements desirable)" if training.kto.refinements_as_desirable else "")
     return {"hindsight": "Hindsight", "forward_prediction": "Forward Prediction", "ilf_mle": "ILF-MLE"}.get(
         training.objective, training.objective)
 
