@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 
 from repro.cut.train import TrainJob
-from repro.cut.trl_run import train_with_trl, trainer_arguments
-from repro.io import read_jsonl
+from repro.cut.trl_run import read_instances, train_with_trl, trainer_arguments
 
 
 def make_trainer(job: TrainJob, model, tokenizer, pairs: list[dict], device: torch.device, world: int = 1):
@@ -28,20 +27,6 @@ def make_trainer(job: TrainJob, model, tokenizer, pairs: list[dict], device: tor
     return DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
 
 
-def read_pairs(path: Path) -> list[dict]:
-    pairs = read_jsonl(path)
-    if not pairs:
-        raise ValueError(f"{path}: no training instances")
-    for i, p in enumerate(pairs):
-        if p.get("kind") != "pair":
-            raise ValueError(f"{path}, record {i}: kind {p.get('kind')!r}, but a DPO objective trains on 'pair' "
-                             "instances; rebuild the instances with this objective")
-        for key in ("prompt", "chosen", "rejected"):
-            if not isinstance(p.get(key), str) or not p[key].strip():
-                raise ValueError(f"{path}, record {i}, field '{key}': missing or empty")
-    return pairs
-
-
 def train_dpo(job: TrainJob) -> Path:
-    pairs = read_pairs(job.instances)
+    pairs = read_instances(job.instances, "pair", "a DPO objective", ("prompt", "chosen", "rejected"))
     return train_with_trl(job, pairs, make_trainer, "trl.DPOTrainer", {"pairs": len(pairs)})

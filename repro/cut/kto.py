@@ -14,8 +14,7 @@ from pathlib import Path
 import torch
 
 from repro.cut.train import TrainJob
-from repro.cut.trl_run import train_with_trl, trainer_arguments
-from repro.io import read_jsonl
+from repro.cut.trl_run import read_instances, train_with_trl, trainer_arguments
 
 
 def make_trainer(job: TrainJob, model, tokenizer, examples: list[dict], device: torch.device, world: int = 1):
@@ -32,16 +31,8 @@ def make_trainer(job: TrainJob, model, tokenizer, examples: list[dict], device: 
 
 
 def read_examples(path: Path) -> list[dict]:
-    examples = read_jsonl(path)
-    if not examples:
-        raise ValueError(f"{path}: no training instances")
+    examples = read_instances(path, "unpaired", "KTO", ("prompt", "completion"))
     for i, e in enumerate(examples):
-        if e.get("kind") != "unpaired":
-            raise ValueError(f"{path}, record {i}: kind {e.get('kind')!r}, but KTO trains on 'unpaired' instances; "
-                             "rebuild the instances with this objective")
-        for key in ("prompt", "completion"):
-            if not isinstance(e.get(key), str) or not e[key].strip():
-                raise ValueError(f"{path}, record {i}, field '{key}': missing or empty")
         if not isinstance(e.get("label"), bool):
             raise ValueError(f"{path}, record {i}, field 'label': {e.get('label')!r}, expected true (desirable) or "
                              "false (undesirable)")

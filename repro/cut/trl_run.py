@@ -21,7 +21,7 @@ from repro.cut.train import (
     load_model,
     training_tokenizer,
 )
-from repro.io import sha256_file, write_json
+from repro.io import read_jsonl, sha256_file, write_json
 
 
 def trainer_arguments(job: TrainJob, device: torch.device, world: int) -> dict:
@@ -39,6 +39,21 @@ def trainer_arguments(job: TrainJob, device: torch.device, world: int) -> dict:
         save_steps=t.save_steps, save_total_limit=2, logging_steps=1, report_to=[],
         bf16=compute == torch.bfloat16, fp16=compute == torch.float16, use_cpu=device.type == "cpu",
         gradient_checkpointing=t.gradient_checkpointing, disable_tqdm=not job.progress, dataset_num_proc=None)
+
+
+def read_instances(path: Path, kind: str, objective: str, texts: tuple[str, ...]) -> list[dict]:
+    """The instances file of a TRL-trained objective: every row of `kind`, each of `texts` a non-empty string."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise ValueError(f"{path}: no training instances")
+    for i, row in enumerate(rows):
+        if row.get("kind") != kind:
+            raise ValueError(f"{path}, record {i}: kind {row.get('kind')!r}, but {objective} trains on '{kind}' "
+                             "instances; rebuild the instances with this objective")
+        for key in texts:
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise ValueError(f"{path}, record {i}, field '{key}': missing or empty")
+    return rows
 
 
 def train_with_trl(job: TrainJob, examples: list[dict], make_trainer, trainer_name: str, counts: dict) -> Path:
