@@ -148,6 +148,8 @@ def _tokenize_within_context(tokenizer, texts: list[str], prompts: list[dict], p
     """Token ids of every prompt, refusing (by item) one that leaves no room to generate in the context. A
     prompt far longer than any context is refused before tokenising it (a token is rarely over 16 characters)."""
     context = model_context(spec.model)
+    if context is None and getattr(tokenizer, "model_max_length", None) and tokenizer.model_max_length < 10**7:
+        context = tokenizer.model_max_length  # a hub id not on disk yet: the tokenizer's limit, where it has one
     ids = []
     for prompt, text in zip(prompts, texts):
         if context and len(text) > 16 * context:
