@@ -8,6 +8,7 @@ import os
 
 import yaml
 from repro.config import config_from_dict
+from repro.report.needs import score_files
 
 PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
 if len(workflow.overwrite_configfiles) > 1:
@@ -47,8 +48,7 @@ rule all:
         expand(f"{RUNS}/experiments/{{experiment}}/instances.jsonl", experiment=CFG.experiments),
         experiment_outputs(),
         built_models(),
-        expand(f"{RUNS}/scores/{{run}}/{{benchmark}}.json", run=scored_runs(), benchmark=score_benchmarks()),
-        expand(f"{RUNS}/scores/{{run}}/rouge.json", run=summarization_runs() if CFG.evaluation.score == "all" else []),
+        score_files(CFG, RUNS),  # what the cells show (evaluation.score: all -> everything)
 
 
 wildcard_constraints:

@@ -239,7 +239,8 @@ def _open_llm_leaderboard_v1() -> dict[str, LmEvalTask]:
 
 
 class LmEvalSettings(Strict):
-    backend: Literal["hf", "vllm"] = "hf"
+    # shared: lm-eval's hf backend computing each shared context once (same log-likelihoods, fewer tokens)
+    backend: Literal["shared", "hf", "vllm"] = "shared"
     batch_size: int = Field(8, gt=0)
     limit: int | None = Field(None, gt=0)
     tasks: dict[str, LmEvalTask] = Field(default_factory=_open_llm_leaderboard_v1)
@@ -251,9 +252,9 @@ class RougeSettings(Strict):
 
 
 class Evaluation(Strict):
-    # all: every run gets AlpacaEval + lm-eval scores; report: only the scores the tables and figures read, plus
-    # the runs named in also_score (small profiles, to stay within minutes)
-    score: Literal["all", "report"] = "all"
+    # report: each run is scored on what its cells in the tables and figures show (repro/report/needs.py), plus
+    # AlpacaEval and lm-eval for the runs named in also_score; all: every run on everything
+    score: Literal["all", "report"] = "report"
     also_score: list[str] = Field(default_factory=list)
     alpaca_eval: AlpacaEvalSettings = AlpacaEvalSettings()
     alpaca_eval_2: AlpacaEval2Settings = AlpacaEval2Settings()

@@ -84,12 +84,12 @@ class Preflight:
 
     # -------------------------------------------------------------- running
     def run(self) -> list[Check]:
+        from repro import calibration
         from repro.config import ConfigError, load_config
-        from repro.memory import GPU_MEMORY_GIB
 
         check = self._check("config")
-        if self.gpu not in GPU_MEMORY_GIB:
-            check.problems.append(f"--gpu {self.gpu}: unknown GPU; known: {', '.join(GPU_MEMORY_GIB)}")
+        if self.gpu not in calibration.gpus():
+            check.problems.append(f"--gpu {self.gpu}: unknown GPU; known: {', '.join(calibration.gpus())}")
             return self.checks
         try:
             self.config = load_config(self.config_path)
@@ -519,16 +519,17 @@ class Preflight:
         return None  # built locally at CPU scale: a few MB
 
     def check_memory(self) -> None:
+        from repro import calibration
         from repro.data.objectives import PAIR_OBJECTIVES
-        from repro.memory import GPU_MEMORY_GIB, VLLM_MEMORY_UTILIZATION, generation_gib, training_gib
+        from repro.memory import OVERHEAD_GIB, VLLM_MEMORY_UTILIZATION, generation_gib, memory_provenance, training_gib
 
         check = self._check("memory")
         c = self.config
         if c.device == "cpu":
             check.notes.append("device: cpu, no GPU memory to check")
             return
-        capacity = GPU_MEMORY_GIB[self.gpu]
-        worst = 0.0
+        capacity = calibration.load(self.gpu).memory_gib
+        worst, worst_name = 0.0, None
         for name, exp in c.experiments.items():
             arch = self.arch(exp.base_model)
             if arch is None:
@@ -544,12 +545,15 @@ class Preflight:
                 check.problems.append(f"experiment {name}: {err}")
                 continue
             check.items += 1
-            worst = max(worst, parts["total"])
-            if parts["total"] > capacity:
+            need = parts["total"] + OVERHEAD_GIB
+            if need > worst:
+                worst, worst_name = need, name
+            if need > capacity:
                 detail = ", ".join(f"{k} {v:.1f}" for k, v in parts.items() if k != "total")
                 check.problems.append(f"experiment {name} ({training.objective}"
                                       f"{', DPO' if training.objective in PAIR_OBJECTIVES else ''}): training needs "
-                                      f"~{parts['total']:.1f} GiB per GPU ({detail}) > {capacity} GiB on {self.gpu}")
+                                      f"~{need:.1f} GiB per GPU ({detail}, overhead {OVERHEAD_GIB}) > {capacity} GiB "
+                                      f"on {self.gpu}")
         for model, spec in c.models.items():
             arch = self.arch(model)
             if arch is None or spec.context is None:
@@ -564,7 +568,9 @@ class Preflight:
             else:
                 check.notes.append(f"{model}: generation ~{parts['total']:.1f} GiB per GPU on "
                                    f"{spec.tensor_parallel} GPU(s)")
-        check.notes.insert(0, f"largest training run ~{worst:.1f} of {capacity} GiB ({self.gpu})")
+        if worst_name:
+            check.notes.insert(0, f"largest training run {worst_name} ~{worst:.1f} of {capacity} GiB ({self.gpu}; "
+                                  f"{memory_provenance(c.experiment_training(worst_name))})")
 
     def check_plan(self) -> None:
         from repro.plan import plan
@@ -576,7 +582,8 @@ class Preflight:
             check.problems.append(str(err))
             return
         check.items = result["runs"]
-        check.notes.append(f"{result['total']['gpu_hours']:,.1f} {self.gpu} GPU-hours, judge API "
+        basis = "measured figures" if result["total"]["measured"] else "partly extrapolated figures"
+        check.notes.append(f"{result['total']['gpu_hours']:,.1f} {self.gpu} GPU-hours on {basis}, judge API "
                            f"${result['total']['judge_usd']:,.2f} (repro plan for the breakdown)")
 
 

@@ -259,11 +259,14 @@ def test_rouge_cli_records_its_settings(tmp_path):
 
 
 def test_lm_eval_gets_the_adapter_and_tensor_parallel_size_its_backend_understands(tmp_path):
-    """hf applies a peft adapter; vllm serves it as a LoRA request (its rank rounded up to one vLLM supports)."""
+    """hf and shared apply a peft adapter and spread a model over GPUs; vllm serves an adapter as a LoRA request
+    (its rank rounded up to one vLLM supports) and splits the model with tensor parallelism."""
     from repro.evaluate.lm_eval_run import model_args
 
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 12}))
-    assert model_args("M", str(tmp_path), "hf", tensor_parallel=4) == f"pretrained=M,dtype=auto,peft={tmp_path}"
+    assert model_args("M", str(tmp_path), "hf", tensor_parallel=4) == (
+        f"pretrained=M,dtype=auto,peft={tmp_path},parallelize=True")  # a model over several GPUs
+    assert model_args("M", str(tmp_path), "shared") == f"pretrained=M,dtype=auto,peft={tmp_path}"
     assert model_args("M", str(tmp_path), "vllm", tensor_parallel=4) == (
         f"pretrained=M,dtype=auto,lora_local_path={tmp_path},max_lora_rank=16,tensor_parallel_size=4")
     assert model_args("M", None, "vllm") == "pretrained=M,dtype=auto"

@@ -77,7 +77,10 @@ def register(commands) -> None:
     p.add_argument("--data", required=True, help="folder of prepared evaluation sets (repro data prepare)")
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="take shots, limit, batch size and backend from this config")
-    p.add_argument("--backend", choices=["hf", "vllm"])
+    p.add_argument("--backend", choices=["shared", "hf", "vllm"],
+                   help="shared: lm-eval's hf backend computing each shared context once (the default)")
+    p.add_argument("--tasks", nargs="+", metavar="TASK",
+                   help="score only these of the configured tasks (the workflow passes what the run's cells show)")
     p.add_argument("--limit", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--device", default="cpu")
@@ -128,7 +131,11 @@ def lm_eval(args) -> int:
 
     settings = load_config(args.config).evaluation.lm_eval if args.config else LmEvalSettings()
     data = {name: Path(args.data) / f"{name}.jsonl" for name in EVAL_SETS}
-    payload = run_lm_eval(args.model, args.out, data, {task: t.num_fewshot for task, t in settings.tasks.items()},
+    unknown = sorted(set(args.tasks or ()) - set(settings.tasks))
+    if unknown:
+        raise ValueError(f"--tasks: {', '.join(unknown)} not among the configured tasks ({', '.join(settings.tasks)})")
+    shots = {task: t.num_fewshot for task, t in settings.tasks.items() if not args.tasks or task in args.tasks}
+    payload = run_lm_eval(args.model, args.out, data, shots,
                           adapter=args.adapter, backend=args.backend or settings.backend,
                           limit=args.limit if args.limit is not None else settings.limit,
                           batch_size=args.batch_size or settings.batch_size, device=args.device,

@@ -91,11 +91,20 @@ def write_task_files(task_dir: Path, data: dict[str, Path], shots: dict[str, int
     return names
 
 
+# `evaluation.lm_eval.backend` -> lm-eval's model name. `shared` is lm-eval's hf backend computing each shared
+# context once (repro/evaluate/shared_context.py): the same log-likelihoods in a fraction of the tokens.
+LM_EVAL_MODELS = {"hf": "hf", "shared": "repro_shared", "vllm": "vllm"}
+
+
 def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[str, int],
-                adapter: str | None = None, backend: str = "hf", limit: int | None = None, batch_size: int = 8,
+                adapter: str | None = None, backend: str = "shared", limit: int | None = None, batch_size: int = 8,
                 device: str = "cpu", dtype: str = "auto", tensor_parallel: int = 1) -> dict:
     import lm_eval
+    from lm_eval.api.registry import get_model
     from lm_eval.tasks import TaskManager
+
+    if backend == "shared":
+        import repro.evaluate.shared_context_lm  # noqa: F401  (registers repro_shared with lm-eval)
 
     out = Path(out)
     task_dir = out.with_name(out.stem + ".tasks")
@@ -103,8 +112,8 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
     args = model_args(model, adapter, backend, dtype, tensor_parallel)
     # only our task files are indexed (lm-eval's thousands of defaults cost ~10 s; ours include theirs by path)
     tasks = TaskManager(include_path=str(task_dir), include_defaults=False)
-    results = lm_eval.simple_evaluate(model=backend, model_args=args, tasks=names, task_manager=tasks,
-                                      limit=limit, batch_size=batch_size, device=device, log_samples=False)
+    lm = get_model(LM_EVAL_MODELS[backend]).create_from_arg_string(args, {"batch_size": batch_size, "device": device})
+    results = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=tasks, limit=limit, log_samples=False)
     scores = {}
     for task, metric in METRICS.items():
         name = f"repro_{task}"
@@ -116,6 +125,7 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
         "benchmark": "lm_eval", "scores": scores, "metrics": {t: METRICS[t] for t in shots},
         "num_fewshot": shots, "fewshot_source": {t: FEWSHOT_SOURCE[t] for t in shots}, "limit": limit,
         "model": model, "adapter": adapter, "backend": backend,
+        "tokens_computed": getattr(lm, "tokens_computed", None),
         "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
         "n_samples": results.get("n-samples"),
         "task_files_sha256": {p.stem: sha256_file(p) for p in sorted(task_dir.glob("*.yaml"))},
@@ -131,14 +141,17 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
 
 
 def model_args(model: str, adapter: str | None, backend: str, dtype: str = "auto", tensor_parallel: int = 1) -> str:
-    """lm-eval's model_args: its hf backend applies a peft adapter, its vllm backend serves it as a LoRA request
-    (`peft=` there would reach vLLM's engine as an unknown argument)."""
+    """lm-eval's model_args: the hf backends apply a peft adapter and spread a model over several GPUs with
+    `parallelize`; the vllm backend serves an adapter as a LoRA request (`peft=` there would reach vLLM's engine
+    as an unknown argument) and splits the model with tensor parallelism."""
     args = f"pretrained={model},dtype={dtype}"
+    if backend == "vllm":
+        if adapter:
+            args += f",lora_local_path={adapter},max_lora_rank={_rank(adapter)}"
+        return args + (f",tensor_parallel_size={tensor_parallel}" if tensor_parallel > 1 else "")
     if adapter:
-        args += f",peft={adapter}" if backend == "hf" else f",lora_local_path={adapter},max_lora_rank={_rank(adapter)}"
-    if backend == "vllm" and tensor_parallel > 1:
-        args += f",tensor_parallel_size={tensor_parallel}"
-    return args
+        args += f",peft={adapter}"
+    return args + (",parallelize=True" if tensor_parallel > 1 else "")
 
 
 def _rank(adapter: str) -> int:

@@ -8,6 +8,7 @@ from repro.data.samples import DATASET_SOURCE
 from repro.evaluate.lm_eval_run import EVAL_SETS
 from repro.report.figures import FIGURES
 from repro.report.figures import input_files as figure_input_files
+from repro.report.needs import lm_eval_tasks
 from repro.report.tables import TABLES, table_inputs
 
 ENV = os.path.join(workflow.basedir, "envs", "repro.yaml")
@@ -131,22 +132,9 @@ def experiment_outputs():
     return adapters + sorted(merged)
 
 
-def generation_runs():
-    """What gets generated from and scored: every base model ("base-<model>") and every trained model except
-    AI judges (they write judgments, not answers)."""
-    trained = [n for n in CFG.experiments if CFG.experiment_training(n).objective != "ai_judge"]
-    return [f"base-{m}" for m in CFG.models] + trained
-
-
-def summarization_runs():
-    """Table 3 / Table 4 (Specialist): the summarization experiments and the base models they start from."""
-    experiments = [n for n, e in CFG.experiments.items() if e.dataset.startswith("summarization")]
-    return sorted({f"base-{CFG.experiments[n].base_model}" for n in experiments}) + experiments
-
-
-def scored_runs():
-    """Runs scored whether or not a table reads them (evaluation.score: all = every run)."""
-    return generation_runs() if CFG.evaluation.score == "all" else CFG.evaluation.also_score
+def lm_eval_task_option(wildcards):
+    """The lm-eval tasks a run's cells show (Figure 7's runs: TruthfulQA only)."""
+    return "--tasks " + " ".join(lm_eval_tasks(CFG, wildcards.run))
 
 
 # ------------------------------------------------------------------ online loops
@@ -196,11 +184,6 @@ def annotator_model():
 def annotator_option(wildcards, input):
     judge = CFG.evaluation.alpaca_eval.judge_model
     return option("--judge-model", model_path(judge, input.judge)) if judge else ""
-
-
-def score_benchmarks():
-    """What every scored run gets: AlpacaEval 1.0 and lm-eval, and AlpacaEval 2.0 LC where the profile turns it on."""
-    return ["alpaca_eval", "lm_eval"] + (["alpaca_eval_2"] if CFG.evaluation.alpaca_eval_2.enabled else [])
 
 
 def alpaca_eval_options(wildcards):

@@ -64,13 +64,15 @@ rule lm_eval:
         data=lambda wc, input: os.path.dirname(input.data[0]),
         device="cpu" if CFG.device == "cpu" else "cuda",
         tp=tensor_parallel,
+        tasks=lm_eval_task_option,
     resources:
         gpu=lambda wc: gpus(wc.run),
     conda:
         ENV
     shell:
         "repro evaluate lm-eval --config {params.config:q} --model {params.model:q} {params.adapter} "
-        "--data {params.data:q} --device {params.device} --tensor-parallel {params.tp} --out {output:q} > {log:q} 2>&1"
+        "--data {params.data:q} --device {params.device} --tensor-parallel {params.tp} {params.tasks} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule rouge:
