@@ -181,6 +181,12 @@ class Data(Strict):
     generated: list[Literal["summarization", "ultrafeedback", "cut-ultrafeedback"]] = Field(default_factory=list)
 
 
+class Comparison(Strict):
+    run: str
+    against: str  # the ablation or nearest baseline
+    question: str
+
+
 class HeldoutSplit(Strict):
     """A seeded split of one training data set into records to train on and held-out items never trained on
     (repro/evaluate/heldout.py). Every experiment on that data set trains on the training part."""
@@ -190,6 +196,10 @@ class HeldoutSplit(Strict):
     blame_model: str  # a key of `models`: whose Eq. 5 flags (judgment vs plain prompt) mark the blamed tokens
     threshold: float = Field(1.1, gt=0)  # lambda of Eq. 5 for those flags
     bootstrap: int = Field(2000, ge=100)  # paired-bootstrap resamples for the 95% intervals
+    insample: bool = True  # also score every run on the items it trained on (the training part, as items)
+    control_seed: int | None = 0  # the shuffled-judgment control's seed (None: no control)
+    # method against method on the same items: each pair's paired difference, and the question it answers
+    compare: list[Comparison] = Field(default_factory=list)
 
 
 class Generation(Strict):
@@ -408,6 +418,12 @@ class Config(Strict):
                 raise ValueError(f"heldout.{name}: '{name}' is not a training data set")
             if split.blame_model not in self.models:
                 raise ValueError(f"heldout.{name}.blame_model: '{split.blame_model}' is not a key of models")
+            for k, pair in enumerate(split.compare):
+                for key in ("run", "against"):
+                    run = getattr(pair, key)
+                    exp = self.experiments.get(run)
+                    if exp is None or exp.dataset != name:
+                        raise ValueError(f"heldout.{name}.compare[{k}].{key}: '{run}' is not an experiment on {name}")
         return self
 
     @model_validator(mode="after")

@@ -127,3 +127,17 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DataError(path, f"line {err.lineno}", None, f"invalid JSON ({err.msg})") from None
     except UnicodeDecodeError as err:
         raise DataError(path, None, None, f"not UTF-8 text (byte {err.start})") from None
+
+
+def keep_complete_lines(path: Path) -> bytes:
+    """The file's complete lines. A torn last line (a crash mid-append) is cut off by truncating the file at the
+    end of the last complete line: one system call that leaves every complete line where it is, so a crash
+    during the repair loses nothing either (the file is then as before, or repaired)."""
+    raw = path.read_bytes()
+    complete = raw[: raw.rfind(b"\n") + 1]
+    if len(complete) != len(raw):
+        with open(path, "r+b") as handle:
+            handle.truncate(len(complete))
+            handle.flush()
+            os.fsync(handle.fileno())
+    return complete

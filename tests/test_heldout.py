@@ -188,3 +188,108 @@ def test_config_heldout_is_validated(heldout, message):
     data = yaml.safe_load((Path(__file__).resolve().parent.parent / "config/smoke.yaml").read_text())
     with pytest.raises(ValueError, match=message):
         config_from_dict({**data, "heldout": heldout})
+
+
+# ------------------------------------------------------------------ the within-answer contrast (issue 23)
+
+
+def test_the_contrast_worked_by_hand():
+    from repro.evaluate.contrast import contrasts, flagged, interval
+
+    item = {"source_index": 7, "blamed": [1, 3], "log_ratio": [0.0, 0.5, 0.1, 1.0], "base_logprob": [-1.0] * 4}
+    a = {"source_index": 7, "rejected_tokens": [-1.0, -3.0, -2.0, -5.0]}
+    b = {"source_index": 7, "rejected_tokens": [-1.5, -2.0, -2.5, -3.0]}
+    # flagged 1, 3: changes -1, -2 -> -1.5; unflagged 0, 2: +0.5, +0.5 -> +0.5; contrast -2.0
+    out = contrasts([item], [a], [b])
+    assert out == {"contrast": [-2.0], "flagged_shift": [-1.5]}
+    # at lambda e^0.3 only the log ratios 0.5 and 1.0 pass, the same flags; at e^0.05, position 2 joins
+    assert flagged(item, 1.35) == [1, 3] and flagged(item, 1.06) == [1, 2, 3]
+    assert contrasts([item], [a], [b], threshold=1.06)["contrast"] == [pytest.approx((-1 - 2 + 0.5) / 3 - 0.5)]
+    # every token flagged, or none: no contrast, counted as missing
+    assert contrasts([{**item, "blamed": []}], [a], [b])["contrast"] == [None]
+    cell = interval([1.0, 1.0, None, 1.0], resamples=100)
+    assert (cell["mean"], cell["low"], cell["high"], cell["n"], cell["missing"]) == (1.0, 1.0, 1.0, 3, 1)
+    with pytest.raises(ValueError, match="disagree"):
+        contrasts([item], [{**a, "source_index": 8}], [b])
+
+
+def test_strata_keep_flagged_tokens_by_their_base_probability():
+    import math
+
+    from repro.evaluate.contrast import contrasts
+
+    item = {"source_index": 1, "blamed": [0, 1, 2], "log_ratio": [1.0] * 4,
+            "base_logprob": [math.log(0.5), math.log(0.01), math.log(0.1), math.log(0.9)]}
+    a = {"source_index": 1, "rejected_tokens": [-1.0, -2.0, -3.0, 0.0]}
+    b = {"source_index": 1, "rejected_tokens": [0.0, 0.0, 0.0, 0.0]}
+    assert contrasts([item], [a], [b], stratum="p>0.2")["contrast"] == [-1.0]  # position 0 against position 3
+    assert contrasts([item], [a], [b], stratum="p<0.05")["contrast"] == [-2.0]  # position 1
+
+
+def test_log_ratios_give_the_flags_of_any_lambda_and_the_control_uses_another_items_judgment(tiny_model_dir,
+                                                                                           shepherd):
+    from repro.evaluate.contrast import control, flagged
+
+    model, tokenizer = h.load_model(str(tiny_model_dir), fp32=True)
+    items = _items(shepherd, "shepherd", 5)
+    low, high = 1.01, 1.05
+    with_control = h.blame(model, tokenizer, items, low, cutoff=2048, batch_size=2, control_seed=3)
+    strict = h.blame(model, tokenizer, items, high, cutoff=2048, batch_size=2)
+    assert sum(len(r["blamed"]) for r in with_control) > sum(len(r["blamed"]) for r in strict) > 0
+    for row, other in zip(with_control, strict):
+        assert flagged(row, high) == other["blamed"]  # flags at another lambda, read off the stored ratios
+        assert flagged(row) == row["blamed"]
+    donors = {r["source_index"]: r["shuffled_from"] for r in with_control}
+    assert all(donor != index for index, donor in donors.items())  # a derangement: nobody keeps their own
+    by_index = {i["source_index"]: i for i in items}
+    swapped = [{**item, "judgment": by_index[donors[item["source_index"]]]["judgment"]} for item in items]
+    for row, oracle in zip(with_control, h.blame(model, tokenizer, swapped, low, cutoff=2048, batch_size=2)):
+        assert row["blamed_shuffled"] == oracle["blamed"] and row["in_span_shuffled"] == oracle["in_span"]
+    summary = control(with_control)
+    assert summary["flagged_real"] == sum(len(r["blamed"]) for r in with_control)
+    assert summary["tokens"] == sum(len(r["log_ratio"]) for r in with_control)
+
+
+def test_the_span_heuristic():
+    pieces = [" The", " capital", " is", " Sydney", ".", " sydney", "ney"]
+    assert h.judgment_span(pieces, "Wrong: the capital of Australia is Canberra, not Sydney.") == [1, 3, 5]
+
+
+def test_a_committed_bundle_rebuilds_the_table_exactly(tmp_path, tiny_model_dir, tiny_adapter_dir, shepherd):
+    """The per-item data a table is built from, gzipped into a bundle, rebuilds the same table byte for byte."""
+    import yaml
+
+    from repro.config import config_from_dict
+    from repro.report.heldout import build, items_path, score_path, to_markdown, write_bundle
+
+    records = [dict(r, source_index=i) for i, r in enumerate(shepherd[:30])]
+    runs = tmp_path / "runs"
+    train, held = h.split_records(records, "shepherd", 6, 10, seed=0)
+    (runs / "heldout/shepherd").mkdir(parents=True)
+    h_items = {"heldout": held, "insample": h.trained_items(train, "shepherd")}
+    from repro.io import write_json, write_jsonl
+
+    write_jsonl(runs / "heldout/shepherd/train.jsonl", train)
+    model, tokenizer = h.load_model(str(tiny_model_dir), fp32=True)
+    adapted, _ = h.load_model(str(tiny_model_dir), str(tiny_adapter_dir))
+    for part, items in h_items.items():
+        blamed = h.blame(model, tokenizer, items, 1.02, cutoff=2048, control_seed=0)
+        write_jsonl(items_path(runs, "shepherd", part), blamed)
+        for run, net in (("base-tiny", model), ("cut-a", adapted), ("cut-b", model)):
+            score_path(runs, "shepherd", part, run).parent.mkdir(parents=True, exist_ok=True)
+            write_json(score_path(runs, "shepherd", part, run), {"items": h.score(net, tokenizer, blamed, 2048)})
+    raw = {"profile": "t", "models": {"tiny": {"source": "tiny"}},
+           "heldout": {"shepherd": {"items": 6, "train_records": 10, "blame_model": "tiny", "threshold": 1.02,
+                                    "bootstrap": 200, "compare": [{"run": "cut-a", "against": "cut-b",
+                                                                   "question": "q"}]}},
+           "experiments": {"cut-a": {"base_model": "tiny", "dataset": "shepherd"},
+                           "cut-b": {"base_model": "tiny", "dataset": "shepherd",
+                                     "training": {"cut": {"alpha": 0.0}}}}}
+    config_file = tmp_path / "t.yaml"
+    config_file.write_text(yaml.safe_dump(raw))
+    config = config_from_dict(raw)
+    original = to_markdown(build(config, runs), "t")
+    write_bundle(config, runs, tmp_path / "bundle", config_file)
+    assert not list((tmp_path / "bundle").rglob("*.jsonl")) and list((tmp_path / "bundle").rglob("*.jsonl.gz"))
+    assert to_markdown(build(config, tmp_path / "bundle"), "t") == original
+    assert "cut-a − cut-b" in original and "in-sample" in original and "shuffled" in original

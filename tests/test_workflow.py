@@ -164,21 +164,29 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
 
 
 def _check_heldout(work, runs, env):
-    """Shepherd's 4 held-out items never trained on; any run's summary recomputed by hand equals the table."""
-    items = [json.loads(line) for line in (runs / "heldout/shepherd/items.blamed.jsonl").read_text().splitlines()]
+    """Shepherd's 4 held-out items never trained on, its 12 training records scored in-sample; any run's summary
+    recomputed by hand equals the table."""
+    items = [json.loads(line) for line in (runs / "heldout/shepherd/heldout.blamed.jsonl").read_text().splitlines()]
     held = {str(i["source_index"]) for i in items}
-    assert len(items) == 4 and all("blamed" in i for i in items)
+    assert len(items) == 4 and all("blamed" in i and "blamed_shuffled" in i for i in items)
+    insample = (runs / "heldout/shepherd/insample.blamed.jsonl").read_text().splitlines()
+    train = {str(json.loads(line)["source_index"]) for line in (runs / "heldout/shepherd/train.jsonl").open()}
+    assert {str(json.loads(line)["source_index"]) for line in insample} == train and len(train) == 12
     for name in ("cut-shepherd-tiny", "hindsight-shepherd-tiny", "ilf-mle-shepherd-tiny"):
         trained = (runs / f"experiments/{name}/instances.jsonl").read_text().splitlines()
         assert not held & {str(json.loads(line)["source_index"]) for line in trained}, name
     with open(work / "tables/smoke/heldout.csv") as handle:
-        table = {(r["run"], r["measure"]): float(r["value"]) for r in csv.DictReader(handle)}
+        rows = list(csv.DictReader(handle))
+    table = {(r["run"], r["measure"]): float(r["value"]) for r in rows
+             if r["kind"] == "vs_base" and r["part"] == "heldout" and r["value"]}
+    assert {r["part"] for r in rows} == {"heldout", "insample"}
+    assert any(r["kind"] == "pairs" and r["measure"] == "contrast" for r in rows)
     assert (work / "figures/smoke/heldout.png").stat().st_size > 5000
     out = work / "recomputed.json"
     result = subprocess.run([sys.executable, "-m", "repro.cli", "evaluate", "heldout",
                              "--model", str(runs / "models/tiny"),
                              "--adapter", str(runs / "experiments/cut-shepherd-tiny/adapter"),
-                             "--items", str(runs / "heldout/shepherd/items.blamed.jsonl"), "--out", str(out)],
+                             "--items", str(runs / "heldout/shepherd/heldout.blamed.jsonl"), "--out", str(out)],
                             capture_output=True, text=True, env=env, cwd=work)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(out.read_text())["summary"]

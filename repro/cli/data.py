@@ -73,6 +73,7 @@ def register(commands) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-out", required=True)
     p.add_argument("--items-out", required=True)
+    p.add_argument("--trained-items-out", help="the training records as items too (in-sample scoring)")
     p.set_defaults(func=split)
 
     p = add(sub, "samples", "write small project-generated data in the raw schema of sources the mirror lacks "
@@ -175,12 +176,14 @@ def samples(args) -> int:
 
 
 def split(args) -> int:
-    from repro.evaluate.heldout import split_records
+    from repro.evaluate.heldout import split_records, trained_items
     from repro.io import read_jsonl, sha256_file, write_json, write_jsonl
 
     train, items = split_records(read_jsonl(args.records), args.dataset, args.items, args.train_records, args.seed)
     write_jsonl(args.train_out, train)
     write_jsonl(args.items_out, items)
+    if args.trained_items_out:
+        write_jsonl(args.trained_items_out, trained_items(train, args.dataset))
     meta = {"dataset": args.dataset, "records": args.records, "records_sha256": sha256_file(args.records),
             "seed": args.seed, "items": len(items), "train_records": len(train)}
     write_json(meta_path(args.items_out), meta)

@@ -52,6 +52,7 @@ def register(commands) -> None:
     p.add_argument("--model", required=True)
     p.add_argument("--items", required=True, help="held-out items JSONL (repro data split)")
     p.add_argument("--threshold", type=positive_float, required=True, help="lambda of Eq. 5")
+    p.add_argument("--control-seed", type=int, help="also flag under another item's judgment (seeded derangement)")
     p.add_argument("--out", required=True)
     _scoring_options(p)
     p.set_defaults(func=blame)
@@ -162,12 +163,14 @@ def blame(args) -> int:
     from repro.io import write_jsonl
 
     items = _items(args.items)
-    model, tokenizer = h.load_model(args.model, None, args.device)
-    rows = h.blame(model, tokenizer, items, args.threshold, args.cutoff, args.batch_size)
+    model, tokenizer = h.load_model(args.model, None, args.device, fp32=True)  # bf16 moves tokens across lambda
+    rows = h.blame(model, tokenizer, items, args.threshold, args.cutoff, args.batch_size, args.control_seed)
     write_jsonl(args.out, rows)
     flagged = [len(r["blamed"]) for r in rows if "blamed" in r]
     print(json.dumps({"items": len(rows), "rejected": len(flagged), "blamed_tokens": sum(flagged),
-                      "items_with_blamed_tokens": sum(1 for f in flagged if f)}))
+                      "tokens": sum(len(r["log_ratio"]) for r in rows if "log_ratio" in r),
+                      "items_with_blamed_tokens": sum(1 for f in flagged if f),
+                      "items_without_blamed_tokens": sum(1 for f in flagged if not f)}))
     return 0
 
 

@@ -33,6 +33,8 @@ def register(commands) -> None:
     p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
     p.add_argument("--out", help="table (default tables/<profile>/heldout.md; the .csv beside it)")
     p.add_argument("--figure", help="figure (default figures/<profile>/heldout.png)")
+    p.add_argument("--bundle", help="also copy the per-item data the table is built from into this folder "
+                                    "(gzipped), so a clone can rebuild the table")
     p.set_defaults(func=heldout)
 
     p = add(commands, "plan", "GPU-hours and judge API cost of a config, per table and figure",
@@ -74,17 +76,22 @@ def figure(args) -> int:
 
 def heldout(args) -> int:
     from repro.config import load_config
-    from repro.report.heldout import build_rows, write_figure, write_table
+    from repro.report.heldout import build, write_bundle, write_figure, write_table
 
     config = load_config(args.config)
     if not config.heldout:
         raise ValueError(f"{args.config}: no `heldout` section, so no held-out test to report")
-    rows = build_rows(config, Path(args.runs or f"runs/{config.profile}"))
+    runs = Path(args.runs or f"runs/{config.profile}")
+    built = build(config, runs)
     table_out = Path(args.out or f"tables/{config.profile}/heldout.md")
     figure_out = Path(args.figure or f"figures/{config.profile}/heldout.png")
-    write_table(rows, table_out, config.profile)
-    write_figure(rows, figure_out)
+    write_table(built, table_out, config.profile)
+    write_figure(built, figure_out)
     print(table_out, table_out.with_suffix(".csv"), figure_out, sep="\n")
+    if args.bundle:
+        written = write_bundle(config, runs, args.bundle, args.config)
+        print(f"{len(written)} files gzipped into {args.bundle}; rebuild: repro report heldout --config "
+              f"{Path(args.bundle) / 'config.yaml'} --runs {args.bundle} --out TABLE.md")
     return 0
 
 

@@ -1,6 +1,8 @@
 """`repro train` and `repro merge`: one experiment's adapter (or full model), and merging it into its base."""
 from __future__ import annotations
 
+import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from repro.cli.common import add
@@ -37,9 +39,10 @@ def register(commands) -> None:
 
 def train(args) -> int:
     from repro.config import load_config
-    from repro.cut.train import TrainJob
+    from repro.cut.train import TrainJob, refuse_stale_output
     from repro.cut.train import train as train_cut
     from repro.data.objectives import PAIR_OBJECTIVES
+    from repro.io import exclusive
 
     config = load_config(args.config)
     training = config.experiment_training(args.experiment)
@@ -53,16 +56,22 @@ def train(args) -> int:
                    checkpoints=Path(args.checkpoints) if args.checkpoints else None, device=config.device,
                    resume=args.resume, experiment=args.experiment, tensorboard=args.tensorboard,
                    progress=not args.no_progress, tokenizer=tokenizer, mirror=args.mirror or config.data.mirror)
-    if training.objective in PAIR_OBJECTIVES:
-        from repro.cut.dpo import train_dpo
+    # the run owns its output: one process at a time (torchrun: rank 0 holds the lock for all), and a fresh run
+    # never starts over another run's checkpoints or output
+    owner = exclusive(job.out, "training") if int(os.environ.get("RANK", "0")) == 0 else nullcontext()
+    with owner:
+        if not job.resume:
+            refuse_stale_output(job.out, job.checkpoints or job.out.parent / "checkpoints")
+        if training.objective in PAIR_OBJECTIVES:
+            from repro.cut.dpo import train_dpo
 
-        print(train_dpo(job))
-    elif training.objective == "kto":
-        from repro.cut.kto import train_kto
+            print(train_dpo(job))
+        elif training.objective == "kto":
+            from repro.cut.kto import train_kto
 
-        print(train_kto(job))
-    else:
-        print(train_cut(job))
+            print(train_kto(job))
+        else:
+            print(train_cut(job))
     return 0
 
 

@@ -290,11 +290,26 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, finger
                       str(tmp)) from None
     os.replace(tmp, folder / f"step-{step}.pt")
     for old in sorted(folder.glob("step-*.pt"), key=_step_of)[:-KEEP_CHECKPOINTS]:
-        old.unlink()
+        if _step_of(old) < step:  # never the checkpoint just written
+            old.unlink()
 
 
 def _step_of(path: Path) -> int:
     return int(path.stem.split("-")[1])
+
+
+def refuse_stale_output(out: Path, checkpoints: Path) -> None:
+    """A fresh run (no --resume) must not start where another run left checkpoints or an output: its checkpoint
+    rotation would mix the two, and a later --resume would refuse both."""
+    stale = sorted(checkpoints.glob("step-*.pt")) + sorted(checkpoints.glob("checkpoint-*")) if checkpoints.is_dir() \
+        else []
+    if stale:
+        raise ValueError(f"{checkpoints} holds checkpoints of an earlier run ({stale[-1].name}): pass --resume to "
+                         f"continue it, or remove {checkpoints} to start over")
+    finished = [p for p in (out / "manifest.json", out / "adapter_config.json", out / "config.json") if p.exists()]
+    if finished:
+        raise ValueError(f"{out} holds the output of an earlier run ({finished[0].name}): remove it, or choose "
+                         "another --out")
 
 
 def load_checkpoint(folder: Path, model, optimizer, scheduler, fingerprint: dict) -> int:

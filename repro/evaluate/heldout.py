@@ -60,6 +60,11 @@ def split_records(records: list[dict], dataset: str, items: int, train_records: 
     return [records[i] for i in sorted(rest)], [heldout_item(records[i], dataset) for i in held]
 
 
+def trained_items(records: list[dict], dataset: str) -> list[dict]:
+    """The training part of a split as items, to score the runs on what they trained on (in-sample)."""
+    return [heldout_item(record, dataset) for record in records]
+
+
 def read_items(path: str | Path, rows: list[dict]) -> list[dict]:
     """Check each held-out item; an error names the file, line and field."""
     for i, row in enumerate(rows):
@@ -121,31 +126,83 @@ def sequence_logprobs(model, sequences: list, pad: int, batch_size: int = 8) -> 
     return out
 
 
-def blame(model, tokenizer, items: list[dict], threshold: float, cutoff: int, batch_size: int = 8) -> list[dict]:
-    """Each item with a rejected answer gets `blamed`: the positions (in the answer's target tokens) that Eq. 5
-    flags under `model`: p(token | judgment prompt) / p(token | plain prompt) > threshold."""
+def blame(model, tokenizer, items: list[dict], threshold: float, cutoff: int, batch_size: int = 8,
+          control_seed: int | None = None) -> list[dict]:
+    """Each item with a rejected answer gets, over the answer's target tokens (the answer and EOS):
+    - `blamed`: the positions Eq. 5 flags under `model`, p(token | judgment prompt) / p(token | plain prompt) >
+      threshold; `log_ratio` (that log ratio per token) and `base_logprob` (log p under the plain prompt), so
+      the flags at any other lambda, and the tokens' base probabilities, can be read off later;
+    - `in_span`: the positions inside the span the judgment criticises, by a heuristic (`judgment_span`);
+    - with `control_seed`: the same under another item's judgment (a seeded derangement over the items with a
+      rejected answer): `shuffled_from` (its source_index), `log_ratio_shuffled`, `blamed_shuffled`,
+      `in_span_shuffled` (the span of the judgment shown).
+    Run the model in fp32 (`load_model(..., fp32=True)`): bf16 moves tokens across lambda."""
     rows = [i for i, item in enumerate(items) if item.get("rejected")]
-    plain, judged = [], []
+    donors = _derangement(rows, control_seed) if control_seed is not None else {}
+    prompts = {"plain": [], "judged": [], "shuffled": []}
     for i in rows:
         item = items[i]
-        plain.append(encode(tokenizer, plain_prompt(item["instruction"], item.get("input")),
-                                     item["rejected"], cutoff))
-        judged.append(encode(tokenizer, judgment_prompt(item["instruction"], item["judgment"],
-                                                                 item.get("input")), item["rejected"], cutoff))
-    lp_plain = sequence_logprobs(model, plain, pad_id(tokenizer), batch_size)
-    lp_judged = sequence_logprobs(model, judged, pad_id(tokenizer), batch_size)
+        prompts["plain"].append(encode(tokenizer, plain_prompt(item["instruction"], item.get("input")),
+                                       item["rejected"], cutoff))
+        prompts["judged"].append(encode(tokenizer, judgment_prompt(item["instruction"], item["judgment"],
+                                                                   item.get("input")), item["rejected"], cutoff))
+        if donors:
+            prompts["shuffled"].append(encode(tokenizer, judgment_prompt(
+                item["instruction"], items[donors[i]]["judgment"], item.get("input")), item["rejected"], cutoff))
+    logprobs = {kind: sequence_logprobs(model, seqs, pad_id(tokenizer), batch_size) if seqs else []
+                for kind, seqs in prompts.items()}
     out = [dict(item) for item in items]
-    for i, a, b in zip(rows, lp_judged, lp_plain):
-        if a.numel() != b.numel():
-            raise ValueError(f"item {i} (source_index {items[i]['source_index']}): the rejected answer has "
-                             f"{a.numel()} tokens after the judgment prompt and {b.numel()} after the plain one")
-        out[i]["blamed"] = torch.nonzero(torch.exp(a - b) > threshold).flatten().tolist()
+    for k, i in enumerate(rows):
+        plain, judged = logprobs["plain"][k], logprobs["judged"][k]
+        _same_length(items[i], i, judged, plain)
+        target = prompts["plain"][k]
+        pieces = [tokenizer.decode([t]) for t in target.ids[target.n_masked:]]
+        ratio = judged - plain
+        out[i].update(blamed=torch.nonzero(torch.exp(ratio) > threshold).flatten().tolist(),
+                      log_ratio=_rounded(ratio), base_logprob=_rounded(plain),
+                      in_span=judgment_span(pieces, items[i]["judgment"]))
+        if donors:
+            shuffled = logprobs["shuffled"][k]
+            _same_length(items[i], i, shuffled, plain)
+            donor = items[donors[i]]
+            out[i].update(shuffled_from=donor["source_index"], log_ratio_shuffled=_rounded(shuffled - plain),
+                          blamed_shuffled=torch.nonzero(torch.exp(shuffled - plain) > threshold).flatten().tolist(),
+                          in_span_shuffled=judgment_span(pieces, donor["judgment"]))
     return out
 
 
+def judgment_span(pieces: list[str], judgment: str) -> list[int]:
+    """Positions of the answer tokens inside the span a judgment criticises, by a stated heuristic: the token's
+    text, stripped and lower-cased, is alphabetic, at least 4 characters long and occurs in the lower-cased
+    judgment (judgments quote or paraphrase what they criticise; short and common pieces are left out)."""
+    text = judgment.lower()
+    return [k for k, piece in enumerate(pieces)
+            if len(word := piece.strip().lower()) >= 4 and word.isalpha() and word in text]
+
+
+def _derangement(rows: list[int], seed: int) -> dict[int, int]:
+    """Each row's donor: the next row in a seeded shuffle, so no item keeps its own judgment."""
+    if len(rows) < 2:
+        raise ValueError("the shuffled-judgment control needs at least two items with a rejected answer")
+    order = list(rows)
+    random.Random(seed).shuffle(order)
+    return {order[k]: order[(k + 1) % len(order)] for k in range(len(order))}
+
+
+def _same_length(item: dict, i: int, a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.numel() != b.numel():
+        raise ValueError(f"item {i} (source_index {item['source_index']}): the rejected answer has {a.numel()} "
+                         f"tokens after the judgment prompt and {b.numel()} after the plain one")
+
+
+def _rounded(values: torch.Tensor) -> list[float]:
+    return [round(float(v), 6) for v in values]
+
+
 def score(model, tokenizer, items: list[dict], cutoff: int, batch_size: int = 8) -> list[dict]:
-    """Per item: the per-token mean log-likelihood of each answer under the plain prompt, and of the blamed
-    tokens of the rejected answer."""
+    """Per item: the per-token mean log-likelihood of each answer under the plain prompt, of the blamed and of
+    the other tokens of the rejected answer, and each of the rejected answer's token log-probabilities
+    (`rejected_tokens`, for contrasts at other lambdas and strata)."""
     keys, sequences = [], []
     for i, item in enumerate(items):
         prompt = plain_prompt(item["instruction"], item.get("input"))
@@ -157,7 +214,7 @@ def score(model, tokenizer, items: list[dict], cutoff: int, batch_size: int = 8)
     scored = []
     for i, item in enumerate(items):
         row = {"source_index": item["source_index"], "chosen_logprob": None, "rejected_logprob": None,
-               "blamed_logprob": None, "n_blamed": None}
+               "blamed_logprob": None, "unflagged_logprob": None, "n_blamed": None}
         for side in ("chosen", "rejected"):
             if (i, side) in logprobs:
                 row[f"{side}_logprob"] = float(logprobs[(i, side)].mean())
@@ -168,6 +225,10 @@ def score(model, tokenizer, items: list[dict], cutoff: int, batch_size: int = 8)
                                  f"{max(positions)} is past the answer's {lp.numel()} tokens (another tokenizer?)")
             row["n_blamed"] = len(positions)
             row["blamed_logprob"] = float(lp[positions].mean()) if positions else None
+            others = sorted(set(range(lp.numel())) - set(positions))
+            row["unflagged_logprob"] = float(lp[others].mean()) if others else None
+        if (i, "rejected") in logprobs:
+            row["rejected_tokens"] = _rounded(logprobs[(i, "rejected")])
         scored.append(row)
     return scored
 
@@ -237,13 +298,14 @@ def compare(base: list[dict], run: list[dict], resamples: int, seed: int = 0) ->
     return out
 
 
-def load_model(model: str, adapter: str | None = None, device: str = "cpu"):
-    """The model to score with, in fp32 (bf16 on a GPU), its adapter applied unmerged, in eval mode."""
+def load_model(model: str, adapter: str | None = None, device: str = "cpu", fp32: bool = False):
+    """The model to score with, in fp32 (bf16 on a GPU unless `fp32`), its adapter applied unmerged, in eval
+    mode."""
     from transformers import AutoTokenizer
 
     from repro.models import load_causal_lm, with_adapter
 
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    dtype = torch.bfloat16 if device.startswith("cuda") and not fp32 else torch.float32
     net = load_causal_lm(model, dtype=dtype).to(device)
     if adapter:
         net = with_adapter(net, adapter)

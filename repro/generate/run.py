@@ -16,7 +16,7 @@ from pathlib import Path
 from repro.generate.backends import load_tokenizer, make_backend
 from repro.generate.prompts import load_prompts
 from repro.generate.spec import GenerationSpec, render
-from repro.io import exclusive, write_json, write_jsonl
+from repro.io import exclusive, keep_complete_lines, write_json, write_jsonl
 
 
 class StaleOutputError(ValueError):
@@ -31,11 +31,7 @@ def read_partial(path: Path, fingerprint: dict) -> dict[str, dict]:
     """Finished results of an interrupted run with the same fingerprint, keyed by str(prompt id)."""
     if not path.exists():
         return {}
-    raw = path.read_bytes()
-    complete = raw[: raw.rfind(b"\n") + 1]  # a kill can leave half a line at the end: it is redone
-    if len(complete) != len(raw):
-        path.write_bytes(complete)
-    lines = complete.decode("utf-8").splitlines()
+    lines = keep_complete_lines(path).decode("utf-8").splitlines()  # half a line at the end is redone
     done = {}
     for n, line in enumerate(lines, start=1):
         try:

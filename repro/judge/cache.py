@@ -1,7 +1,8 @@
 """Judgments on disk, keyed by (judge, prompt), appended and fsynced as they arrive.
 
 A crash or a rerun never loses or repeats a paid call: a finished call is on disk before the next one is counted
-as done, and a rerun serves it from here. A half-written last line (a crash mid-write) is ignored and redone.
+as done, and a rerun serves it from here. A half-written last line (a crash mid-write) is cut off and redone;
+the complete lines before it are never rewritten.
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import json
 import os
 import threading
 from pathlib import Path
+
+from repro.io import keep_complete_lines
 
 
 def judgment_key(judge_identity: dict, prompt) -> str:
@@ -23,21 +26,14 @@ class JudgmentCache:
         self.entries: dict[str, dict] = {}
         self._lock = threading.Lock()
         if self.path.exists():
-            text = self.path.read_text(encoding="utf-8")
-            lines = text.splitlines()
-            torn = False
-            for n, line in enumerate(lines):
+            for n, line in enumerate(keep_complete_lines(self.path).decode("utf-8").splitlines(), start=1):
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
-                    if n < len(lines) - 1:
-                        raise ValueError(f"{self.path}, line {n + 1}: not JSON; the cache is damaged") from None
-                    torn = True  # a crash mid-write: that call is redone
-                    continue
+                    raise ValueError(f"{self.path}, line {n}: not JSON; the cache is damaged") from None
+                if not isinstance(entry, dict) or not isinstance(entry.get("key"), str):
+                    raise ValueError(f"{self.path}, line {n}: a cache entry needs a 'key'; the cache is damaged")
                 self.entries[entry["key"]] = entry
-            if torn or (text and not text.endswith("\n")):  # rewrite so the next append starts a fresh line
-                kept = lines[:-1] if torn else lines
-                self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         open(self.path, "a", encoding="utf-8").close()  # unwritable (read-only, no rights): found before any call
 
@@ -51,3 +47,4 @@ class JudgmentCache:
                 handle.flush()
                 os.fsync(handle.fileno())
             self.entries[entry["key"]] = entry
+

@@ -203,13 +203,15 @@ def agreement_file():
 
 
 def heldout_scores():
-    """Every held-out score file the heldout report reads: each run on a split data set and its base."""
-    from repro.report.heldout import heldout_runs
+    """Every held-out score file the heldout report reads: each run on a split data set and its base, on the
+    held-out items and (split.insample) on the training part."""
+    from repro.report.heldout import heldout_runs, parts, score_path
 
     files = []
-    for dataset in CFG.heldout:
-        for run, base in heldout_runs(CFG, dataset):
-            files += [f"{RUNS}/heldout/{dataset}/scores/{run}.json", f"{RUNS}/heldout/{dataset}/scores/{base}.json"]
+    for dataset, split in CFG.heldout.items():
+        for part in parts(split):
+            for run, base in heldout_runs(CFG, dataset):
+                files += [str(score_path(RUNS, dataset, part, run)), str(score_path(RUNS, dataset, part, base))]
     return sorted(set(files))
 
 

@@ -1,5 +1,6 @@
 # The held-out judgment test (config `heldout`): split a training set, flag the blamed tokens under the base
-# model once, score every run on the held-out items, report the changes with bootstrap intervals.
+# model once (with the shuffled-judgment control), score every run on the held-out items and on the items it
+# trained on ({part}: heldout, insample), report the changes and contrasts with bootstrap intervals.
 
 
 rule split_heldout:
@@ -7,7 +8,8 @@ rule split_heldout:
         f"{RUNS}/data/{{name}}.jsonl",
     output:
         train=f"{RUNS}/heldout/{{name}}/train.jsonl",
-        heldout=f"{RUNS}/heldout/{{name}}/items.jsonl",
+        heldout=f"{RUNS}/heldout/{{name}}/heldout.items.jsonl",
+        insample=f"{RUNS}/heldout/{{name}}/insample.items.jsonl",
     log:
         f"{RUNS}/logs/split_heldout/{{name}}.log",
     params:
@@ -18,22 +20,26 @@ rule split_heldout:
         ENV
     shell:
         "repro data split --records {input:q} --dataset {wildcards.name} --items {params.n} {params.train} "
-        "--seed {params.seed} --train-out {output.train:q} --items-out {output.heldout:q} 2> {log:q}"
+        "--seed {params.seed} --train-out {output.train:q} --items-out {output.heldout:q} "
+        "--trained-items-out {output.insample:q} 2> {log:q}"
 
 
 rule blame_heldout:
     input:
-        heldout=f"{RUNS}/heldout/{{name}}/items.jsonl",
+        heldout=f"{RUNS}/heldout/{{name}}/{{part}}.items.jsonl",
         weights=lambda wc: model_folder(CFG.heldout[wc.name].blame_model),
     output:
-        f"{RUNS}/heldout/{{name}}/items.blamed.jsonl",
+        f"{RUNS}/heldout/{{name}}/{{part}}.blamed.jsonl",
     log:
-        f"{RUNS}/logs/blame_heldout/{{name}}.log",
+        f"{RUNS}/logs/blame_heldout/{{name}}/{{part}}.log",
     benchmark:
-        f"{RUNS}/benchmarks/blame_heldout/{{name}}.tsv"
+        f"{RUNS}/benchmarks/blame_heldout/{{name}}/{{part}}.tsv"
+    wildcard_constraints:
+        part="heldout|insample",
     params:
         model=lambda wc, input: model_path(CFG.heldout[wc.name].blame_model, input.weights),
         threshold=lambda wc: CFG.heldout[wc.name].threshold,
+        control=lambda wc: option("--control-seed", CFG.heldout[wc.name].control_seed),
         cutoff=CFG.training.cutoff_len,
         device=DEVICE,
     resources:
@@ -42,20 +48,22 @@ rule blame_heldout:
         ENV
     shell:
         "repro evaluate blame --model {params.model:q} --items {input.heldout:q} --threshold {params.threshold} "
-        "--cutoff {params.cutoff} --device {params.device} --out {output:q} > {log:q} 2>&1"
+        "{params.control} --cutoff {params.cutoff} --device {params.device} --out {output:q} > {log:q} 2>&1"
 
 
 rule score_heldout:
     input:
-        unpack(lambda wc: {**generation_inputs(wc.run), "heldout": f"{RUNS}/heldout/{wc.name}/items.blamed.jsonl",
-                           **({} if wc.run.startswith("base-") else
+        unpack(lambda wc: {**generation_inputs(wc.run), "heldout": f"{RUNS}/heldout/{wc.name}/{wc.part}.blamed.jsonl",
+                           **({} if wc.run.startswith("base-") or wc.part == "insample" else
                               {"trained": f"{RUNS}/experiments/{wc.run}/instances.jsonl"})}),
     output:
-        f"{RUNS}/heldout/{{name}}/scores/{{run}}.json",
+        f"{RUNS}/heldout/{{name}}/scores/{{part}}/{{run}}.json",
     log:
-        f"{RUNS}/logs/score_heldout/{{name}}/{{run}}.log",
+        f"{RUNS}/logs/score_heldout/{{name}}/{{part}}/{{run}}.log",
     benchmark:
-        f"{RUNS}/benchmarks/score_heldout/{{name}}/{{run}}.tsv"
+        f"{RUNS}/benchmarks/score_heldout/{{name}}/{{part}}/{{run}}.tsv"
+    wildcard_constraints:
+        part="heldout|insample",
     params:
         model=generation_model,
         adapter=adapter_option,
