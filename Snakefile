@@ -5,18 +5,29 @@
 # A --configfile replaces config/paper.yaml as a whole (it is not merged over it), so a profile's experiments
 # never pick up the paper's. The rules live in workflow/rules/, one file per stage; helpers in common.smk.
 import os
+import sys
 
 import yaml
-from repro.config import config_from_dict
+from repro.config import ConfigError, config_from_dict, read_config_file
 from repro.report.needs import score_files
+
+
+def refuse(message):
+    """A bad configuration stops the workflow with one line naming the file and key (no traceback)."""
+    print("error: " + "; ".join(str(message).splitlines()), file=sys.stderr)
+    sys.exit(2)
+
 
 PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
 if len(workflow.overwrite_configfiles) > 1:
-    raise ValueError("give one --configfile (a profile); put variations in a copy of it")
+    refuse("give one --configfile (a profile); put variations in a copy of it")
 CONFIG_FILE = workflow.overwrite_configfiles[0] if workflow.overwrite_configfiles else PAPER_CONFIG
+try:  # keys given twice, alias bombs, YTE templating, non-UTF-8: refused before anything expands the config
+    from_file = read_config_file(CONFIG_FILE)
+except ConfigError as err:
+    refuse(err)
 if "profile" not in config:
-    with open(PAPER_CONFIG) as handle:
-        config.update({**yaml.safe_load(handle), **config})
+    config.update({**from_file, **config})
 # `snakemake --config key=value` overrides reach every job: "__" in a key sets a nested value
 # (heldout__shepherd__items=20 training__max_steps=2; Snakemake allows no dots there), and the merged config is
 # written to runs/<profile>/config.resolved.yaml, which the jobs then read instead of the profile's file.
@@ -26,7 +37,11 @@ for key in [k for k in config if "__" in k]:
     for part in path:
         node = node.setdefault(part, {})
     node[last] = config.pop(key)
-CFG = config_from_dict(config, origin="snakemake config")
+try:
+    CFG = config_from_dict(config, origin=f"{CONFIG_FILE} (with --config overrides)" if workflow.config_settings.config
+                           else CONFIG_FILE)
+except ConfigError as err:
+    refuse(err)
 RUNS = f"runs/{CFG.profile}"
 if workflow.config_settings.config:
     CONFIG_FILE = f"{RUNS}/config.resolved.yaml"

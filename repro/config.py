@@ -20,7 +20,10 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # inf and nan are refused everywhere: a learning rate of .inf validates as "> 0" otherwise
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+
+
 
 
 class ModelSpec(Strict):
@@ -51,7 +54,7 @@ class ModelSpec(Strict):
 
 class LoRA(Strict):
     r: int = Field(16, gt=0)
-    alpha: int = Field(16, gt=0)
+    alpha: int = Field(16, gt=0, le=4096)
     dropout: float = Field(0.05, ge=0, lt=1)
     targets: list[str] = Field(default_factory=lambda: ["gate_proj", "down_proj", "up_proj"])
     bias: Literal["none"] = "none"
@@ -108,7 +111,7 @@ class Training(Strict):
     micro_batch_size: int = Field(1, gt=0)
     epochs: int = Field(1, gt=0)
     max_steps: int | None = Field(None, gt=0)  # cap on optimiser steps (smoke runs); None = epochs decide
-    learning_rate: float = Field(4e-4, gt=0)
+    learning_rate: float = Field(4e-4, gt=0, le=1)
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_steps: int = Field(100, ge=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -116,7 +119,7 @@ class Training(Strict):
     max_grad_norm: float | None = Field(1.0, gt=0)
     gradient_checkpointing: bool = False
     cutoff_len: int = Field(2048, gt=0)
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2 ** 32)  # what torch, numpy and random accept
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
     load_in_8bit: bool = False
     load_in_4bit: bool = False
@@ -192,7 +195,7 @@ class HeldoutSplit(Strict):
     (repro/evaluate/heldout.py). Every experiment on that data set trains on the training part."""
     items: int = Field(200, ge=1)  # held-out items
     train_records: int | None = Field(None, ge=1)  # records kept for training, drawn from the rest; None: all
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2 ** 32)  # what torch, numpy and random accept
     blame_model: str  # a key of `models`: whose Eq. 5 flags (judgment vs plain prompt) mark the blamed tokens
     threshold: float = Field(1.1, gt=0)  # lambda of Eq. 5 for those flags
     bootstrap: int = Field(2000, ge=100)  # paired-bootstrap resamples for the 95% intervals
@@ -308,12 +311,13 @@ class Online(Strict):
     pool: str = "stanford-alpaca"  # data set NAME whose instructions are drawn
     exclude: list[str] = Field(default_factory=list)  # data sets whose instructions are never drawn
     instructions_per_iteration: int = Field(1000, gt=0)
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2 ** 32)  # what torch, numpy and random accept
     loops: dict[str, OnlineLoop] = Field(default_factory=dict)
 
 
 class Config(Strict):
-    profile: str
+    # a plain name: runs/<profile>, tables/<profile> and figures/<profile> stay inside the project
+    profile: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     models: dict[str, ModelSpec]
@@ -484,14 +488,68 @@ def _validate(model: type[BaseModel], data: Any, prefix: str = "", origin: str =
         raise ConfigError("\n".join(lines)) from None
 
 
-def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+MAX_EXPANDED_NODES = 100_000  # a config is a few thousand nodes; anchors and aliases may not multiply past this
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as the configs need it: a key given twice in one mapping is an error (the last would win silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise ConfigError(f"line {key_node.start_mark.line + 1}: key '{key}' is given twice in one "
+                                      f"mapping (first on line {seen[key]})")
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(node, memo: dict) -> int:
+    """How many nodes the document has once every alias is expanded (shared nodes counted at each use)."""
+    if id(node) not in memo:
+        children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else \
+            node.value if isinstance(node, yaml.SequenceNode) else []
+        memo[id(node)] = 1 + sum(_expanded_size(child, memo) for child in children)
+    return memo[id(node)]
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A config file as a mapping, refusing what YAML allows and a config must not be: keys given twice, aliases
+    that expand past MAX_EXPANDED_NODES (an alias bomb), Snakemake's `__use_yte__` templating (code run when
+    the file is read), nesting too deep to read, bytes that are not UTF-8."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loader = _StrictLoader(path.read_text(encoding="utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is not None and _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+                raise ConfigError(f"{path}: its anchors and aliases expand to more than {MAX_EXPANDED_NODES:,} "
+                                  "values; refusing to expand it")
+            data = loader.construct_document(node) if node is not None else {}
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
+    except ConfigError as err:
+        raise ConfigError(str(err) if str(err).startswith(str(path)) else f"{path}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys, not {type(data).__name__}")
+    if "__use_yte__" in data:
+        raise ConfigError(f"{path}: __use_yte__: YTE templating runs code from the config file; the project's "
+                          "configs are plain YAML")
+    return data
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+    data = read_config_file(path)
     return config_from_dict(_deep_merge(data, overrides or {}), origin=str(path))
 
 

@@ -82,7 +82,12 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    """JSON written atomically; NaN and infinity are refused (they are not JSON, and a table would show them)."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, indent=2, allow_nan=False)
+    except ValueError as err:
+        raise ValueError(f"{path}: refusing to write a non-finite number ({err})") from None
+    write_text_atomic(path, text + "\n")
 
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:

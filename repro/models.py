@@ -26,17 +26,45 @@ def load_causal_lm(path: str | Path, **kwargs):
     error naming it (instead of a loader's traceback)."""
     from transformers import AutoModelForCausalLM
 
+    if not Path(path).exists() and not looks_like_hub_id(str(path)):
+        raise FileNotFoundError(f"{path}: no such model folder (and not a hub id like 'org/name')")
     try:
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except Exception as err:  # OSError (no config / weights), safetensors' errors for truncated files, ...
         raise ValueError(f"{path}: cannot load the model ({type(err).__name__}: {str(err)[:200]})") from None
 
 
+def looks_like_hub_id(name: str) -> bool:
+    """'org/name' (or a bare name): what the hub would be asked for, where no local folder of that name exists."""
+    parts = name.split("/")
+    return len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and not name.startswith("/")
+
+
+BASE_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers")
+
+
+def base_signature(model) -> dict:
+    """What an adapter records of the model it was trained on, to be checked where it is applied."""
+    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    return {field: getattr(config, field, None) for field in BASE_FIELDS}
+
+
 def with_adapter(model, adapter: str | Path):
-    """`model` with the peft LoRA adapter of folder `adapter` applied (unmerged); an unreadable folder is an error
+    """`model` with the peft LoRA adapter of folder `adapter` applied (unmerged); an unreadable folder, or an
+    adapter whose manifest says it was trained on a model of another type, vocabulary or shape, is an error
     naming it."""
+    import json
+
     from peft import PeftModel
 
+    manifest = Path(adapter) / "manifest.json"
+    if manifest.is_file():
+        trained_on = json.loads(manifest.read_text(encoding="utf-8")).get("base_signature") or {}
+        here = base_signature(model)
+        differ = {k: (v, here[k]) for k, v in trained_on.items() if k in here and v != here[k]}
+        if differ:
+            shown = ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in differ.items())
+            raise ValueError(f"{adapter}: trained on another base model ({shown})")
     try:
         return PeftModel.from_pretrained(model, str(adapter))
     except Exception as err:  # missing adapter_config.json, truncated weights, another base model's shapes

@@ -102,7 +102,17 @@ class Preflight:
         for step in (self.check_data, self.check_instances, self.check_tokenization, self.check_templates,
                      self.check_context, self.check_lm_eval, self.check_dag, self.check_memory, self.check_plan):
             step()
+        self._refuse_empty_checks()
         return self.checks
+
+    def _refuse_empty_checks(self) -> None:
+        """A check that had things to verify and verified none of them fails: "passed" must mean checked."""
+        for check in self.checks:
+            if check.name in ("data", "instances", "tokenize") and check.items == 0 and check.not_checked:
+                where = "no data mirror was given (REPRO_DATA_MIRROR, --mirror or data.mirror)" if \
+                    self.offline and not getattr(self.store, "mirror", None) else "none of it could be had"
+                check.problems.append(f"verified nothing of the {len(check.not_checked)} items it had to check: "
+                                      f"{where}")
 
     def _check(self, name: str) -> Check:
         check = Check(name)

@@ -98,6 +98,11 @@ class FlakyChatServer:
                         "Authorization": self.headers.get("Authorization"),
                         "api-key": self.headers.get("Authorization", "").split()[-1]}}).encode())
                     return
+                if fault == "401-padded":  # the key straddling the 200-character cut of an error body
+                    self.send_response(401)
+                    self.end_headers()
+                    self.wfile.write(("x" * 190 + self.headers.get("Authorization", "").split()[-1]).encode())
+                    return
                 if fault == "400":
                     self.send_response(400)
                     self.end_headers()
@@ -105,8 +110,10 @@ class FlakyChatServer:
                     return
                 assert body["temperature"] == 0.0 and body["messages"][0]["content"] == ANNOTATION_SYSTEM
                 text = "Perfect." if "good" in user.split("### Response:")[1] else "The response is wrong: " + user[-8:]
-                payload = json.dumps({"model": body["model"] + "-0613", "choices": [{"message": {"content": text}}],
-                                      "usage": {"prompt_tokens": 100, "completion_tokens": 10}}).encode()
+                usage = {"prompt_tokens": 100, "completion_tokens": None if fault == "null-usage" else 10}
+                content = {"content-null": None, "content-number": 42}.get(fault, text)
+                payload = json.dumps({"model": body["model"] + "-0613", "choices": [{"message": {"content": content}}],
+                                      "usage": usage}).encode()
                 time.sleep(0.02)  # a little latency, so the restart falls in the middle of the run
                 with server.lock:
                     server.answered[user] += 1
@@ -342,3 +349,64 @@ def test_a_full_disk_mid_run_stops_the_judge_and_pays_nothing_it_cannot_keep(tmp
     server.stop()
     assert second.returncode == 0, second.stderr
     assert sum(server.answered.values()) - paid == 40 - kept  # the rerun pays only for what was not kept
+
+
+def test_an_answer_without_token_counts_is_kept_with_its_cost_unknown(tmp_path, monkeypatch):
+    """`usage.completion_tokens: null` used to crash after the call was paid: 40 paid, 0 kept, 39 bought again."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "sk-test-not-a-secret")
+    write_jsonl(tmp_path / "in.jsonl", _responses(12))
+    server = FlakyChatServer({f"Task number {i}.": ["null-usage"] for i in range(12)})
+    summary = judge_file("gpt-4", _config(server.port), tmp_path / "in.jsonl", tmp_path / "out.jsonl",
+                         tmp_path / "cache.jsonl")
+    assert summary["calls_now"] == 12 and summary["calls_with_unknown_cost"] == 12 and summary["usd_total"] == 0
+    again = judge_file("gpt-4", _config(server.port), tmp_path / "in.jsonl", tmp_path / "again.jsonl",
+                       tmp_path / "cache.jsonl")
+    server.stop()
+    assert again["calls_now"] == 0 and sum(server.answered.values()) == 12  # nothing bought twice
+
+
+@pytest.mark.parametrize("fault", ["content-null", "content-number"])
+def test_an_answer_that_is_not_text_is_paid_once_kept_and_named(tmp_path, monkeypatch, fault):
+    """A content of null used to become an empty negative judgment (exit 0); a number was cached and then crashed
+    every rerun. Now it is recorded as paid, the run stops naming the item, a rerun buys nothing, and only
+    --retry-unusable asks again."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "sk-test-not-a-secret")
+    write_jsonl(tmp_path / "in.jsonl", _responses(6))
+    server = FlakyChatServer({"Task number 4.": [fault]})
+    args = ("gpt-4", _config(server.port), tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "cache.jsonl")
+    for _ in range(2):
+        with pytest.raises(JudgeAPIError, match=r"1 judgments were paid for but cannot be used .*items 4"):
+            judge_file(*args)
+    assert sum(server.answered.values()) == 6 and not (tmp_path / "out.jsonl").exists()
+    summary = judge_file(*args, retry_unusable=True)  # the server answers properly now
+    server.stop()
+    assert summary["calls_now"] == 1 and sum(server.answered.values()) == 7
+
+
+def test_a_key_is_redacted_in_every_form_a_server_echoes(tmp_path, monkeypatch):
+    """A key with a quote and a backslash, echoed JSON-escaped; a key straddling the 200-character cut."""
+    from repro.judge.openai_api import redact
+
+    key = 'sk-"odd\\key-0123456789'
+    echoed = json.dumps({"Authorization": f"Bearer {key}"})
+    from urllib.parse import quote
+
+    assert "0123456789" not in redact(echoed, (key,)) and "0123456789" not in redact(quote(key, safe=""), (key,))
+    monkeypatch.setenv("REPRO_TEST_KEY", "sk-live-0123456789abcdef")
+    write_jsonl(tmp_path / "in.jsonl", _responses(3))
+    server = FlakyChatServer(_everyone("401-padded", 3))
+    with pytest.raises(JudgeAPIError) as caught:
+        judge_file("gpt-4", _config(server.port, concurrency=1), tmp_path / "in.jsonl", tmp_path / "out.jsonl",
+                   tmp_path / "cache.jsonl")
+    server.stop()
+    assert "sk-live" not in str(caught.value) and "[redacted]" in str(caught.value)
+
+
+def test_a_retry_hint_that_is_not_a_finite_number_is_ignored():
+    import httpx
+
+    from repro.judge.openai_api import _retry_after
+
+    for hint in ("-5", "nan", "inf", "soon"):
+        assert _retry_after(httpx.Response(429, headers={"retry-after": hint}), 1.5) == 1.5
+    assert _retry_after(httpx.Response(429, headers={"retry-after": "2"}), 1.5) == 2.0

@@ -78,6 +78,19 @@ CONFIG_CASES = [  # (id, change, what the message must name)
      "online.instructions_per_iteration"),
     ("heldout-bootstrap-tiny", ("heldout", {"shepherd": {"blame_model": "tiny", "bootstrap": 5}}),
      "heldout.shepherd.bootstrap"),
+    # third pass (issue 24): values without a meaning, a profile that escapes the project
+    ("lr-infinite", ("training.learning_rate", float("inf")), "training.learning_rate"),
+    ("lr-huge", ("training.learning_rate", 1.0e308), "training.learning_rate"),
+    ("weight-decay-infinite", ("training.weight_decay", float("inf")), "training.weight_decay"),
+    ("lora-alpha-huge", ("training.lora.alpha", 10 ** 20), "training.lora.alpha"),
+    ("seed-negative", ("training.seed", -1), "training.seed"),
+    ("seed-huge", ("training.seed", 1e23), "training.seed"),
+    ("downsample-infinite", ("training.downsample", float("inf")), "training.downsample"),
+    ("temperature-infinite", ("generation.temperature", float("inf")), "generation.temperature"),
+    ("judge-timeout-infinite", ("judges.j.timeout_s", float("inf")), "judges.j.timeout_s"),
+    ("profile-escapes", ("profile", "../../escaped"), "profile"),
+    ("compare-unknown-run", ("heldout", {"shepherd": {"blame_model": "tiny", "compare": [
+        {"run": "e", "against": "nowhere", "question": "q"}]}}), "heldout.shepherd.compare[0].against"),
 ]
 
 
@@ -93,8 +106,13 @@ def test_a_bad_config_value_is_refused_naming_file_and_key(case, tmp_path, capsy
 RAW_CONFIGS = [
     ("not-yaml", b"profile: [unclosed\n", "not valid YAML"),
     ("not-utf8", b"profile: t\ndescription: caf\xe9\n", "not UTF-8"),
-    ("a-list", b"- profile\n- t\n", "(top level)"),
+    ("a-list", b"- profile\n- t\n", "a config is a mapping of keys, not list"),
     ("empty", b"", "profile"),
+    ("duplicate-key", b"profile: t\nmodels: {}\nprofile: u\n", "key 'profile' is given twice"),
+    ("use-yte", b"__use_yte__: true\nprofile: t\nmodels: {}\n", "__use_yte__"),
+    ("alias-bomb", b"profile: t\nmodels: {}\nreport:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
+        f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n".encode() for i in range(1, 9)), "anchors and aliases"),
+    ("nested-too-deep", b"a: " + b"[" * 200_000 + b"]" * 200_000 + b"\n", "nested too deeply"),
 ]
 
 
@@ -247,6 +265,10 @@ BAD_ARGUMENTS = [
     (["generate", "--model", "m", "--prompts", "alpaca_eval", "--out", "{out}", "--temperature", "-1"],
      "--temperature"),
     (["generate", "--model", "m", "--prompts", "alpaca_eval", "--out", "{out}", "--top-p", "nan"], "--top-p"),
+    (["generate", "--model", "m", "--prompts", "alpaca_eval", "--out", "{out}", "--top-p", "5"], "--top-p"),
+    (["generate", "--model", "m", "--prompts", "alpaca_eval", "--out", "{out}", "--temperature", "inf"],
+     "--temperature"),
+    (["data", "instances", "shepherd", "--downsample", "inf", "--out", "{out}"], "--downsample"),
     (["generate", "--model", "m", "--prompts", "alpaca_eval", "--out", "{out}", "--limit", "0"], "--limit"),
     (["data", "split", "--records", "r", "--dataset", "d", "--items", "0", "--train-out", "{out}", "--items-out",
       "{out}"], "--items"),

@@ -17,8 +17,8 @@ def _number(kind, text: str, low, inclusive: bool, what: str):
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-    if value != value or (value < low if inclusive else value <= low):  # NaN, or out of range
-        raise argparse.ArgumentTypeError(f"{text}: give {what}")
+    if value != value or value in (float("inf"), float("-inf")) or (value < low if inclusive else value <= low):
+        raise argparse.ArgumentTypeError(f"{text}: give {what}")  # NaN, infinite, or out of range
     return value
 
 
@@ -36,6 +36,14 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _number(float, text, 0.0, True, "a number >= 0")
+
+
+def probability(text: str) -> float:
+    """A number in (0, 1] (top-p)."""
+    value = _number(float, text, 0.0, False, "a number in (0, 1]")
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text}: give a number in (0, 1]")
+    return value
 
 
 def add(commands, name: str, help: str, examples: str = ""):

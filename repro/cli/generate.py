@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repro.cli.common import add, non_negative_float, positive_float, positive_int, store
+from repro.cli.common import add, non_negative_float, positive_int, probability, store
 
 
 def register(commands) -> None:
@@ -25,7 +25,7 @@ def register(commands) -> None:
     p.add_argument("--limit", type=positive_int, help="only the first N prompts")
     p.add_argument("--max-new-tokens", type=positive_int)
     p.add_argument("--temperature", type=non_negative_float)
-    p.add_argument("--top-p", type=positive_float)
+    p.add_argument("--top-p", type=probability)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--template", choices=["alpaca", "chat"])
     p.add_argument("--generator", help="name written into the outputs (default: the model folder's name)")

@@ -58,6 +58,8 @@ def _judge_options(p) -> None:
     p.add_argument("--model", help="local judges: the model folder (default: the config's models entry)")
     p.add_argument("--adapter", help="AI judges: the adapter trained on the Figure 9 template")
     p.add_argument("--backend", choices=["transformers", "vllm"])
+    p.add_argument("--retry-unusable", action="store_true",
+                   help="buy again the judgments that were paid for but could not be used (their content not text)")
 
 
 def judge(args) -> int:
@@ -69,7 +71,8 @@ def judge(args) -> int:
         raise ValueError(f"repro judge needs {', '.join(missing)} (or a subcommand: agreement)")
 
     summary = judge_file(args.judge, load_config(args.config), args.inputs, args.out, args.cache,
-                         model_path=args.model, adapter=args.adapter, backend=args.backend)
+                         model_path=args.model, adapter=args.adapter, backend=args.backend,
+                         retry_unusable=getattr(args, "retry_unusable", False))
     print(json.dumps(summary))
     return 0
 

@@ -57,6 +57,9 @@ def table(args) -> int:
     if missing and not args.allow_missing:  # a mistyped --runs would otherwise give a table of blanks
         raise ValueError(f"{args.name}: {len(missing)} score files of the runs it maps are missing (under {runs}), "
                          f"e.g. {', '.join(missing[:3])}; run them first, or pass --allow-missing")
+    if runs.name != config.profile:  # the workflow's folder is runs/<profile>: another name is another profile's
+        raise ValueError(f"--runs {runs}: the runs of profile '{runs.name}', not of '{config.profile}' (whose name the "
+                         f"table would carry); use runs/{config.profile}")
     for path in write_table(build_table(args.name, config, runs, store(args)), out):
         print(path)
     return 0

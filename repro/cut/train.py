@@ -33,7 +33,7 @@ from repro.cut.collate import CutBatch, Example, collate, encode_instances, pad_
 from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
 from repro.io import read_jsonl, sha256_file, write_json
-from repro.models import torch_dtype
+from repro.models import base_signature, torch_dtype
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
 KEEP_CHECKPOINTS = 2  # released: save_total_limit=2
@@ -298,6 +298,17 @@ def _step_of(path: Path) -> int:
     return int(path.stem.split("-")[1])
 
 
+def refuse_non_finite(model, job) -> None:
+    """A trained weight that is inf or NaN is never written: say which weight and which settings to look at."""
+    for name, param in model.named_parameters():
+        if param.requires_grad and not torch.isfinite(param).all():
+            training = job.training
+            raise FloatingPointError(
+                f"{job.experiment or job.out}: trained weight {name} is not finite after training; nothing written "
+                f"(look at training.learning_rate {training.learning_rate:g}, lora.alpha {training.lora.alpha}, "
+                f"max_grad_norm {training.max_grad_norm})")
+
+
 def refuse_stale_output(out: Path, checkpoints: Path) -> None:
     """A fresh run (no --resume) must not start where another run left checkpoints or an output: its checkpoint
     rotation would mix the two, and a later --resume would refuse both."""
@@ -413,6 +424,7 @@ def train(job: TrainJob) -> Path:
     if bar:
         bar.close()
     if rank == 0:
+        refuse_non_finite(model, job)
         model.save_pretrained(job.out)
         tokenizer.save_pretrained(job.out)
         write_json(job.out / "manifest.json", {
@@ -423,7 +435,7 @@ def train(job: TrainJob) -> Path:
                              **{k: v for k, v in encoded.stats().items() if k != "tokens"}},
             "steps": total, "resumed_from_step": start, "world_size": world, "device": _device_name(device),
             "versions": _versions(), "git_commit": _git_commit(), "wall_time_s": time.time() - started,
-            "train_log": str(log_path),
+            "train_log": str(log_path), "base_signature": base_signature(model),
         })
     if world > 1:
         torch.distributed.barrier()

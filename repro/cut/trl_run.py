@@ -19,9 +19,11 @@ from repro.cut.train import (
     _seed_everything,
     _versions,
     load_model,
+    refuse_non_finite,
     training_tokenizer,
 )
 from repro.io import read_jsonl, sha256_file, write_json
+from repro.models import base_signature
 
 
 def trainer_arguments(job: TrainJob, device: torch.device, world: int) -> dict:
@@ -72,6 +74,7 @@ def train_with_trl(job: TrainJob, examples: list[dict], make_trainer, trainer_na
     trainer.train(resume_from_checkpoint=True if resume else None)
     if rank == 0:
         job.out.mkdir(parents=True, exist_ok=True)
+        refuse_non_finite(model, job)
         model.save_pretrained(job.out)
         tokenizer.save_pretrained(job.out)
         log_path = job.out.parent / "train_log.jsonl"
@@ -80,6 +83,7 @@ def train_with_trl(job: TrainJob, examples: list[dict], make_trainer, trainer_na
             "experiment": job.experiment, "base_model": str(job.base_model), "training": job.training.model_dump(),
             "trainer": trainer_name,
             "instances": {"path": str(job.instances), "sha256": sha256_file(job.instances), **counts},
+            "base_signature": base_signature(model),
             "steps": trainer.state.global_step, "resumed": resume, "world_size": world, "device": _device_name(device),
             "versions": {**_versions(), "trl": _trl_version()}, "git_commit": _git_commit(),
             "wall_time_s": time.time() - started, "train_log": str(log_path)})

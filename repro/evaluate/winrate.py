@@ -23,7 +23,10 @@ def winrate(annotations: list[dict]) -> dict:
         losses += p < 1.5
         ties += p == 1.5
     n = len(scores)
-    mean = sum(scores) / n if n else float("nan")
-    sem = (math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1)) / math.sqrt(n)) if n > 1 else float("nan")
-    return {"win_rate": 100 * mean, "standard_error": 100 * sem, "n": n, "wins": wins, "losses": losses,
-            "ties": ties, "missing": missing}
+    if not n:
+        raise ValueError(f"no annotation has a preference ({missing} missing): no win rate")
+    mean = sum(scores) / n
+    # one annotation has no spread to estimate: its standard error is unknown (null), never NaN
+    sem = math.sqrt(sum((s - mean) ** 2 for s in scores) / (n - 1)) / math.sqrt(n) if n > 1 else None
+    return {"win_rate": 100 * mean, "standard_error": None if sem is None else 100 * sem, "n": n, "wins": wins,
+            "losses": losses, "ties": ties, "missing": missing}

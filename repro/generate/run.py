@@ -146,6 +146,9 @@ def _tokenize_within_context(tokenizer, texts: list[str], prompts: list[dict], p
     context = model_context(spec.model)
     if context is None and getattr(tokenizer, "model_max_length", None) and tokenizer.model_max_length < 10**7:
         context = tokenizer.model_max_length  # a hub id not on disk yet: the tokenizer's limit, where it has one
+    if context and spec.decoding.max_new_tokens > context:
+        raise ValueError(f"max_new_tokens {spec.decoding.max_new_tokens:,} is beyond the model's context of "
+                         f"{context} tokens ({spec.model})")
     ids = []
     for prompt, text in zip(prompts, texts):
         if context and len(text) > 16 * context:

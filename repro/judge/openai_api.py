@@ -8,9 +8,12 @@ messages carry the server's answer with the key and any Authorization / api-key 
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import time
+from urllib.parse import quote
 
 import httpx
 
@@ -29,11 +32,16 @@ class JudgeAPIError(RuntimeError):
         self.stops_run = stops_run  # authentication or permission: no other item can succeed either
 
 
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """A secret as a server may echo it: as is, JSON-escaped (a key with `"` or `\\`), URL-encoded."""
+    return tuple(dict.fromkeys(f for f in (secret, json.dumps(secret)[1:-1], quote(secret, safe="")) if f))
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """`text` without the given secrets and without any echoed Authorization / api-key header value."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
+    """`text` without the given secrets (in every escaped form) and without any echoed Authorization / api-key
+    header value. Redact before cutting a text short: a cut through a secret would leave its prefix."""
+    for secret in sorted({f for s in secrets if s for f in secret_forms(s)}, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
     text = _ECHOED_SECRET.sub(lambda m: m.group(1) + "[redacted]", text)
     return _BEARER.sub("Bearer [redacted]", text)
 
@@ -67,7 +75,7 @@ class OpenAIChatJudge:
             else:
                 if response.status_code == 200:
                     return self._read(response, attempt)
-                problem = f"HTTP {response.status_code}: {redact(response.text[:200], self._secrets)}"
+                problem = f"HTTP {response.status_code}: {redact(response.text, self._secrets)[:200]}"
                 if response.status_code < 500 and response.status_code not in RETRY_STATUS:
                     auth = response.status_code in AUTH_STATUS
                     raise JudgeAPIError(f"{self.spec.base_url}: {problem} (not retried"
@@ -79,25 +87,38 @@ class OpenAIChatJudge:
                             f"{problem}")
 
     def _read(self, response: httpx.Response, attempt: int) -> dict:
+        """The answer of a paid call. Its text must be a string; an answer that is not (null, a number, a list) is
+        returned marked `unusable` so it is recorded as paid and not bought again unasked. Usage counts must be
+        non-negative whole numbers; absent or invalid ones leave the cost unknown (`usd` None), and said so."""
         try:
             payload = response.json()
-            text = payload["choices"][0]["message"]["content"]
+            message = payload["choices"][0]["message"]
+            text = message["content"]
         except (ValueError, KeyError, IndexError, TypeError) as err:
             raise JudgeAPIError(f"{self.spec.base_url}: malformed answer ({err}): "
-                                f"{redact(response.text[:200], self._secrets)}") from None
-        usage = payload.get("usage") or {}
-        prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        cost = (prompt_tokens * self.spec.usd_per_1m_input_tokens
-                + completion_tokens * self.spec.usd_per_1m_output_tokens) / 1e6
-        return {"text": text or "", "model": payload.get("model", self.spec.model), "attempts": attempt + 1,
-                "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "usd": cost}
+                                f"{redact(response.text, self._secrets)[:200]}") from None
+        usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+        tokens = {field: usage.get(field) for field in ("prompt_tokens", "completion_tokens")}
+        known = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in tokens.values())
+        cost = (tokens["prompt_tokens"] * self.spec.usd_per_1m_input_tokens
+                + tokens["completion_tokens"] * self.spec.usd_per_1m_output_tokens) / 1e6 if known else None
+        answer = {"text": text if isinstance(text, str) else "", "model": str(payload.get("model", self.spec.model)),
+                  "attempts": attempt + 1, "usd": cost,
+                  **{k: (v if known else None) for k, v in tokens.items()}}
+        if not known:
+            answer["cost_unknown"] = f"usage not reported as token counts: {json.dumps(usage)[:120]}"
+        if not isinstance(text, str) or not text.strip():
+            answer["unusable"] = f"the answer's content is {json.dumps(text)[:80]}, not a judgment"
+        return answer
 
     def close(self) -> None:
         self.client.close()
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
+    """The server's Retry-After in seconds, where it is a finite number >= 0; otherwise our own backoff."""
     try:
-        return min(float(response.headers.get("retry-after", default)), MAX_WAIT_S)
+        value = float(response.headers.get("retry-after", default))
     except ValueError:
         return default
+    return min(value, MAX_WAIT_S) if math.isfinite(value) and value >= 0 else default

@@ -6,8 +6,10 @@ so the rows are training records as they are), ``judgment_raw`` (the judge's tex
 """
 from __future__ import annotations
 
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from repro.data.records import FieldReader
@@ -53,11 +55,12 @@ def _call_api(judge, todo: list[int], prompts: list, record, cache: JudgmentCach
     """Every uncached prompt through the API, `max_concurrency` at a time, each answer cached as it arrives.
 
     Nothing more is sent once the run cannot end well: a judgment that cannot be cached (disk full, read-only), an
-    authentication or permission error, or `max_consecutive_failures` calls in a row that failed after their
-    retries. Calls already in flight finish. A failed item otherwise does not stop the others; the run then ends
-    with an error once every item was tried. Either way the error says how many calls were paid and kept."""
+    authentication or permission error, `max_consecutive_failures` calls in a row that failed after their
+    retries, or SIGTERM / SIGINT. Calls already in flight finish and are cached. A failed item otherwise does not
+    stop the others; the run then ends with an error once every item was tried. Either way the error says how
+    many calls were paid, kept, and paid but lost."""
     lock, stop = threading.Lock(), threading.Event()
-    state = {"paid": 0, "kept": 0, "consecutive": 0, "failed": [], "reason": None}
+    state = {"paid": 0, "kept": 0, "lost": 0, "consecutive": 0, "failed": [], "reason": None}
     limit = judge.spec.max_consecutive_failures
 
     def halt(reason: str) -> None:
@@ -87,22 +90,45 @@ def _call_api(judge, todo: list[int], prompts: list, record, cache: JudgmentCach
             record(i, answer)
         except OSError as err:
             with lock:
+                state["lost"] += 1
                 halt(f"the judgment cache {cache.path} cannot be written ({err.strerror or err}); nothing more is "
-                     "sent, so no judgment is paid for and lost")
+                     "sent")
             return
         with lock:
             state["kept"] += 1
 
-    with ThreadPoolExecutor(max_workers=judge.spec.max_concurrency) as pool:
+    with _stop_on_signals(halt), ThreadPoolExecutor(max_workers=judge.spec.max_concurrency) as pool:
         for future in [pool.submit(call, i) for i in todo]:
             future.result()
     if state["reason"] or state["failed"]:
         reason = state["reason"] or f"{len(state['failed'])} of {len(todo)} calls failed; first: {state['failed'][0]}"
+        lost = (f"; {state['lost']} answers received while the cache could not be written are lost and will be "
+                "bought again" if state["lost"] else "")
         raise JudgeAPIError(f"judge stopped: {reason}. This run paid for {state['paid']} judgments and kept "
-                            f"{state['kept']} in {cache.path}; a rerun asks only for the others")
+                            f"{state['kept']} in {cache.path}{lost}; a rerun asks only for the others")
 
 
-def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source: str = "inputs") -> tuple[list, dict]:
+@contextmanager
+def _stop_on_signals(halt):
+    """SIGTERM and SIGINT stop sending; the calls in flight finish and are cached before the run ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda number, _: halt(f"{signal.Signals(number).name} received; nothing more is sent, "
+                                                   "the calls in flight were waited for and cached"))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source: str = "inputs",
+               retry_unusable: bool = False) -> tuple[list, dict]:
+    """Judge every row, through the cache. An answer that was paid for but cannot be used (its content is not
+    text) stays in the cache, is not bought again unless `retry_unusable`, and stops the run naming the items."""
     _check(rows, source)
     identity = {"name": name, **judge.identity()}
     openai = hasattr(judge, "complete")
@@ -111,7 +137,8 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
     keys = [judgment_key(identity, p) for p in prompts]
     todo, seen = [], set()  # one call per distinct uncached prompt
     for i, key in enumerate(keys):
-        if cache.get(key) is None and key not in seen:
+        entry = cache.get(key)
+        if (entry is None or (retry_unusable and entry.get("unusable"))) and key not in seen:
             seen.add(key)
             todo.append(i)
     cached_before = len(rows) - len(todo)
@@ -128,25 +155,36 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
                 record(i, {"text": text, "model": identity["model"], "attempts": 1, "prompt_tokens": 0,
                            "completion_tokens": 0, "usd": 0.0})
 
+    unusable = sorted({i for i, key in enumerate(keys) if cache.get(key).get("unusable")})
+    if unusable:
+        shown = ", ".join(str(rows[i].get("source_index", i)) for i in unusable[:10])
+        raise JudgeAPIError(f"{len(unusable)} judgments were paid for but cannot be used (e.g. "
+                            f"{cache.get(keys[unusable[0]])['unusable']}): items {shown}; they stay in {cache.path} "
+                            "and are not bought again unless you ask (repro judge --retry-unusable)")
     judged, totals = [], {"prompt_tokens": 0, "completion_tokens": 0, "usd": 0.0}
+    unknown = 0
     for i, row in enumerate(rows):
         entry = cache.get(keys[i])
         positive, judgment, parsed = (is_positive(entry["text"]), entry["text"].strip(), True) if openai \
             else judge.verdict(entry["text"])
         judged.append({**row, "source_index": row.get("source_index", i), "judgment": None if positive else judgment,
                        "judgment_raw": entry["text"], "positive": positive, "parsed": parsed, "judge": name})
-    for key in set(keys):  # what the judgments cost, each paid call once
+    for key in set(keys):  # what the judgments cost, each paid call once (unknown where usage was not reported)
+        entry = cache.get(key)
+        unknown += entry.get("usd", 0) is None
         for field in totals:
-            totals[field] += cache.get(key).get(field, 0)
+            totals[field] += entry.get(field) or 0
     summary = {"judge": identity, "rows": len(rows), "positives": sum(r["positive"] for r in judged),
                "negatives": sum(not r["positive"] for r in judged),
                "unparsed": sum(not r["parsed"] for r in judged), "calls_now": len(todo),
-               "from_cache": cached_before, **{f"{k}_total": v for k, v in totals.items()}}
+               "from_cache": cached_before, **{f"{k}_total": v for k, v in totals.items()},
+               "calls_with_unknown_cost": unknown}
     return judged, summary
 
 
 def judge_file(name: str, config, inputs: str | Path, out: str | Path, cache_path: str | Path | None = None,
-               model_path: str | None = None, adapter: str | None = None, backend: str | None = None) -> dict:
+               model_path: str | None = None, adapter: str | None = None, backend: str | None = None,
+               retry_unusable: bool = False) -> dict:
     from repro.io import exclusive, read_jsonl, write_json, write_jsonl
 
     out = Path(out)
@@ -158,7 +196,7 @@ def judge_file(name: str, config, inputs: str | Path, out: str | Path, cache_pat
         cache = JudgmentCache(cache_path or out.with_name(out.name + ".cache.jsonl"))
         spec, judge = make_judge(name, config, model_path, adapter, backend)
         try:
-            judged, summary = judge_rows(name, judge, rows, cache, str(inputs))
+            judged, summary = judge_rows(name, judge, rows, cache, str(inputs), retry_unusable)
         finally:
             if hasattr(judge, "close"):
                 judge.close()

@@ -6,6 +6,7 @@ or ``stored:<model>`` (the GPT-4 annotations stored under alpaca_eval/results/<m
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,14 @@ def read_value(runs: Path, source: str, column: str, store=None, generated: bool
     elif column in ROUGE_KEY:
         value = data[ROUGE_KEY[column]]
     elif column == "alpaca_eval":
+        if not isinstance(data["win_rate"], (int, float)) or not math.isfinite(data["win_rate"]):
+            raise ValueError(f"{path}: win_rate is {data['win_rate']}, not a number a table can show")
         return Value(data["win_rate"], source, str(path), local_judge=bool(data.get("local_judge")),
                      generated_data=generated)
     elif column == ALPACA_EVAL_2_LC:
         value = data["length_controlled_win_rate"]
     else:  # judgments: the judged records an iteration trained from
         value = data["records"]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path}: '{column}' is {value}, not a number a table can show")
     return Value(value, source, str(path), generated_data=generated)
