@@ -26,12 +26,17 @@ def load_causal_lm(path: str | Path, **kwargs):
     error naming it (instead of a loader's traceback)."""
     from transformers import AutoModelForCausalLM
 
-    if not Path(path).exists() and not looks_like_hub_id(str(path)):
-        raise FileNotFoundError(f"{path}: no such model folder (and not a hub id like 'org/name')")
+    check_model_path(path)
     try:
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except Exception as err:  # OSError (no config / weights), safetensors' errors for truncated files, ...
         raise ValueError(f"{path}: cannot load the model ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def check_model_path(path: str | Path) -> None:
+    """A model that is neither a local folder or file nor shaped like a hub id is named, not looked up."""
+    if not Path(path).exists() and not looks_like_hub_id(str(path)):
+        raise FileNotFoundError(f"{path}: no such model folder (and not a hub id like 'org/name')")
 
 
 def looks_like_hub_id(name: str) -> bool:

@@ -215,7 +215,8 @@ def test_a_malformed_data_file_is_refused_naming_the_file(case, tmp_path, capsys
 
 # ------------------------------------------------------------------ missing things and bad arguments
 
-def test_missing_and_damaged_files_are_named(tmp_path, capsys, tiny_model_dir, tiny_adapter_dir):
+def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
+    """(argv, what the message names) for missing and damaged files, each written under tmp_path/in."""
     import shutil
 
     (tmp_path / "in").mkdir()
@@ -249,8 +250,16 @@ def test_missing_and_damaged_files_are_named(tmp_path, capsys, tiny_model_dir, t
         (["config", "check", str(gone)], "no such file"),
         (["report", "table", "table2", "--config", str(ROOT / "config/smoke.yaml"), "--runs",
           str(tmp_path / "in/runs-typo"), "--out", str(tmp_path / "out/t2.md")], "score files"),
+        # a relative model folder that is not there is named, not looked up on the hub
+        (["generate", "--model", "runs/nowhere/models/tiny", "--prompts", str(prompts), "--out",
+          str(tmp_path / "out/g.jsonl"), "--backend", "transformers", "--no-progress"],
+         "runs/nowhere/models/tiny: no such model folder"),
     ]
-    for argv, expected in cases:
+    return cases
+
+
+def test_missing_and_damaged_files_are_named(tmp_path, capsys, tiny_model_dir, tiny_adapter_dir):
+    for argv, expected in _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir):
         _refused(argv, tmp_path, capsys, [expected])
 
 
@@ -299,8 +308,9 @@ def test_the_shell_sees_status_2_and_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 
-def test_the_count_in_the_readme_is_the_number_of_cases():
-    total = (len(CONFIG_CASES) + len(RAW_CONFIGS) + len(DATA_CASES) + 9 + len(BAD_ARGUMENTS))
+def test_the_count_in_the_readme_is_the_number_of_cases(tmp_path, tiny_model_dir, tiny_adapter_dir):
+    missing = _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir)
+    total = len(CONFIG_CASES) + len(RAW_CONFIGS) + len(DATA_CASES) + len(missing) + len(BAD_ARGUMENTS)
     assert total >= 60
     assert f"{total} malformed inputs" in (ROOT / "README.md").read_text()
 

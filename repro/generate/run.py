@@ -17,6 +17,7 @@ from repro.generate.backends import load_tokenizer, make_backend
 from repro.generate.prompts import load_prompts
 from repro.generate.spec import GenerationSpec, render
 from repro.io import exclusive, keep_complete_lines, write_json, write_jsonl
+from repro.models import check_model_path
 
 
 class StaleOutputError(ValueError):
@@ -59,6 +60,7 @@ def _append(handle, row: dict) -> None:
 def run_generation(spec: GenerationSpec, prompt_set: str, out: str | Path, limit: int | None = None, store=None,
                    device: str = "auto", progress: bool = True) -> dict:
     out = Path(out)
+    check_model_path(spec.model)
     prompts = load_prompts(prompt_set, store, limit)
     if not prompts:
         raise ValueError(f"{prompt_set}: no prompts to generate for")
