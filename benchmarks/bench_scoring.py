@@ -19,30 +19,18 @@ from pathlib import Path
 
 
 def requests(store, docs: int, subjects: int, tmp: Path) -> dict[str, list]:
-    from lm_eval.tasks import TaskManager
+    from repro.evaluate.lm_eval_run import write_eval_data
+    from repro.evaluate.request_tokens import build_requests
 
-    from repro.data import prepare
-    from repro.evaluate.lm_eval_run import write_task_files
-    from repro.io import write_jsonl
+    def first_subjects(name, rows):
+        if not name.startswith("mmlu"):
+            return rows
+        keep = sorted({r["subject"] for r in rows})[:subjects]
+        return [r for r in rows if r["subject"] in keep]
 
-    data = {}
-    for name in ("arc-challenge-train", "arc-challenge-test", "hellaswag-validation", "truthfulqa-mc", "mmlu-dev",
-                 "mmlu-test"):
-        rows = prepare(name, store)[0]
-        if name.startswith("mmlu"):
-            keep = sorted({r["subject"] for r in rows})[:subjects]
-            rows = [r for r in rows if r["subject"] in keep]
-        data[name] = tmp / f"{name}.jsonl"
-        write_jsonl(data[name], rows)
+    data = write_eval_data(store, tmp, select=first_subjects)
     shots = {"arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc2": 0}
-    names = write_task_files(tmp / "tasks", data, shots)
-    loaded = TaskManager(include_path=str(tmp / "tasks"), include_defaults=False).load(names)
-    by_task: dict[str, list] = {}
-    for name, task in loaded["tasks"].items():
-        task.build_all_requests(limit=docs, rank=0, world_size=1)
-        family = "mmlu" if name.startswith("repro_mmlu") else name.removeprefix("repro_")
-        by_task.setdefault(family, []).extend(task.instances)
-    return by_task
+    return {task: found["instances"] for task, found in build_requests(data, shots, docs).items()}
 
 
 def main() -> None:

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 from repro.config import load_config
-from repro.data import DataStore, prepare
-from repro.evaluate.lm_eval_run import TASK_DATA
+from repro.data import DataStore
+from repro.evaluate.lm_eval_run import write_eval_data
 from repro.evaluate.request_tokens import request_key, scoring_tokens
-from repro.io import write_json, write_jsonl
+from repro.io import write_json
 from repro.plan import SEEDED_COUNTS
 from repro.tokenizer import load_tokenizer
 
@@ -27,10 +27,7 @@ def main() -> None:
     spec = config.models["llama2-chat-13b"]
     store = DataStore.from_env(config.data.mirror)
     shots = {task: t.num_fewshot for task, t in config.evaluation.lm_eval.tasks.items()}
-    data = {}
-    for name in sorted({n for task in shots for n in TASK_DATA[task]}):
-        data[name] = store.cache / "plan" / f"{name}.jsonl"
-        write_jsonl(data[name], prepare(name, store)[0])
+    data = write_eval_data(store, store.cache / "plan", shots)
     start = time.perf_counter()
     counts = scoring_tokens(data, shots, None, load_tokenizer(spec.tokenizer, store), spec.tokenizer, spec.context)
     seconds = time.perf_counter() - start

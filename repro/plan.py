@@ -233,10 +233,9 @@ def count_scoring_tokens(config, model: str, store) -> tuple[dict, str]:
     """lm-eval tokens by task, counted from the real requests with the model's tokenizer source (cached; the
     paper's counts are seeded in repro/calibration/scoring_tokens.json). CPU profiles, models without a tokenizer
     source and data that cannot be had take the LLaMA-2 counts at the paper's shots, scaled per document."""
-    from repro.data import DataStore, prepare
-    from repro.evaluate.lm_eval_run import TASK_DATA
+    from repro.data import DataStore
+    from repro.evaluate.lm_eval_run import write_eval_data
     from repro.evaluate.request_tokens import scoring_tokens
-    from repro.io import write_jsonl
     from repro.tokenizer import load_tokenizer
 
     settings, spec = config.evaluation.lm_eval, config.models[model]
@@ -246,11 +245,7 @@ def count_scoring_tokens(config, model: str, store) -> tuple[dict, str]:
         store = store or DataStore.from_env(config.data.mirror)
         try:
             tokenizer = load_tokenizer(spec.tokenizer, store)
-            data = {}
-            for name in sorted({n for task in shots for n in TASK_DATA[task]}):
-                data[name] = store.cache / "plan" / f"{name}.jsonl"
-                if not data[name].is_file():
-                    write_jsonl(data[name], prepare(name, store)[0])
+            data = write_eval_data(store, store.cache / "plan", shots, overwrite=False)
             counts = scoring_tokens(data, shots, settings.limit, tokenizer, spec.tokenizer, spec.context or 4096,
                                     cache_dir=store.cache / "plan", seeds=SEEDED_COUNTS)
             return counts, f"counted from the real requests with {spec.tokenizer}"

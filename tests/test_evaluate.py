@@ -207,15 +207,9 @@ def test_local_judge_end_to_end(tiny_model_dir, store, tmp_path):
 
 
 def test_lm_eval_runs_the_four_pinned_tasks_on_the_tiny_model(tiny_model_dir, store, tmp_path):
-    from repro.data import prepare
-    from repro.evaluate.lm_eval_run import run_lm_eval
-    from repro.io import write_jsonl
+    from repro.evaluate.lm_eval_run import run_lm_eval, write_eval_data
 
-    data = {}
-    for name in ("arc-challenge-train", "arc-challenge-test", "hellaswag-validation", "truthfulqa-mc", "mmlu-dev",
-                 "mmlu-test"):
-        data[name] = tmp_path / f"{name}.jsonl"
-        write_jsonl(data[name], prepare(name, store)[0])
+    data = write_eval_data(store, tmp_path)
     shots = {"arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc2": 0}
     payload = run_lm_eval(str(tiny_model_dir), tmp_path / "scores.json", data, shots, limit=2, batch_size=4)
     scores = payload["scores"]

@@ -74,38 +74,14 @@ def test_token_counts_against_the_stock_backend_worked_by_hand():
 
 
 @pytest.fixture(scope="module")
-def suite_requests(tiny_model_dir, store, tmp_path_factory):
+def suite_requests(store, tmp_path_factory):
     """Every task of the suite at the paper's shots, two documents each (MMLU: two per subject)."""
-    import lm_eval.tasks
-    from lm_eval.tasks import TaskManager
+    from repro.evaluate.lm_eval_run import write_eval_data
+    from repro.evaluate.request_tokens import build_requests
 
-    from repro.data import prepare
-    from repro.evaluate.lm_eval_run import write_task_files
-    from repro.io import write_jsonl
-
-    tmp = tmp_path_factory.mktemp("suite")
-    data = {}
-    for name in ("arc-challenge-train", "arc-challenge-test", "hellaswag-validation", "truthfulqa-mc", "mmlu-dev",
-                 "mmlu-test"):
-        data[name] = tmp / f"{name}.jsonl"
-        write_jsonl(data[name], prepare(name, store)[0])
+    data = write_eval_data(store, tmp_path_factory.mktemp("suite"))
     shots = {"arc_challenge": 25, "hellaswag": 10, "mmlu": 5, "truthfulqa_mc2": 0}
-    names = write_task_files(tmp / "tasks", data, shots)
-    tasks = lm_eval.tasks.get_task_dict(names, TaskManager(include_path=str(tmp / "tasks"), include_defaults=False))
-    by_task = {}
-
-    def leaves(node):
-        for key, value in node.items():
-            if isinstance(value, dict):
-                yield from leaves(value)
-            else:
-                yield getattr(key, "group_name", key), value
-
-    for name, task in leaves(tasks):
-        task.build_all_requests(limit=2, rank=0, world_size=1)
-        family = "mmlu" if name.startswith("repro_mmlu") else name.removeprefix("repro_")
-        by_task.setdefault(family, []).extend(task.instances)
-    return by_task
+    return {task: found["instances"] for task, found in build_requests(data, shots, limit=2).items()}
 
 
 def test_shared_context_log_likelihoods_equal_the_stock_backend_on_every_task(tiny_model_dir, tiny_adapter_dir,

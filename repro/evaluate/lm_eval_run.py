@@ -28,6 +28,21 @@ FEWSHOT_SOURCE = {"arc_challenge": "ARC-Challenge train", "mmlu": "MMLU dev (fir
                   "truthfulqa_mc2": "none (0-shot; lm-eval's fixed 6-example QA preamble)"}
 
 
+def write_eval_data(store, folder: str | Path, tasks=None, select=None, overwrite: bool = True) -> dict[str, Path]:
+    """The prepared evaluation sets the suite's `tasks` (default: all four) read, as JSONL files in `folder`;
+    `select(name, rows)` may subset a set (benchmarks), `overwrite=False` keeps files already there (caches)."""
+    from repro.data import prepare
+
+    folder = Path(folder)
+    data = {}
+    for name in sorted({n for task in (tasks or TASK_DATA) for n in TASK_DATA[task]}):
+        data[name] = folder / f"{name}.jsonl"
+        if overwrite or not data[name].is_file():
+            rows = prepare(name, store)[0]
+            write_jsonl(data[name], select(name, rows) if select else rows)
+    return data
+
+
 def _lm_eval_tasks_dir() -> Path:
     import lm_eval.tasks
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from repro.evaluate.shared_context import count_tokens
 
 
-def _requests(data: dict[str, Path], shots: dict[str, int], limit: int | None) -> dict[str, dict]:
-    """By task of the suite: (context, continuation) strings of every loglikelihood request, and how many
-    documents and subtasks (MMLU: 57 subjects) they come from."""
+def build_requests(data: dict[str, Path], shots: dict[str, int], limit: int | None) -> dict[str, dict]:
+    """By task of the suite: lm-eval's loglikelihood request instances (its `args` are the (context,
+    continuation) strings), built as a scoring job builds them (simple_evaluate's seeds), and how many documents
+    and subtasks (MMLU: 57 subjects) they come from."""
     from lm_eval.defaults import DEFAULT_OTHER_SEED
     from lm_eval.tasks import TaskManager
 
@@ -35,8 +36,8 @@ def _requests(data: dict[str, Path], shots: dict[str, int], limit: int | None) -
             task.set_fewshot_seed(seed=DEFAULT_OTHER_SEED)
             task.build_all_requests(limit=limit, rank=0, world_size=1)
             family = by_task.setdefault("mmlu" if name.startswith("repro_mmlu") else name.removeprefix("repro_"),
-                                        {"requests": [], "documents": 0, "subtasks": 0})
-            family["requests"] += [tuple(i.args) for i in task.instances]
+                                        {"instances": [], "documents": 0, "subtasks": 0})
+            family["instances"] += task.instances
             family["documents"] += len({i.doc_id for i in task.instances})
             family["subtasks"] += 1
     return by_task
@@ -79,9 +80,9 @@ def scoring_tokens(data: dict[str, Path], shots: dict[str, int], limit: int | No
     cached = cache_dir / f"scoring-tokens-{key}.json" if cache_dir else None
     if cached and cached.is_file():
         return json.loads(cached.read_text())
-    counts = {task: {**count_tokens(_encode(tokenizer, found["requests"]), max_length),
+    counts = {task: {**count_tokens(_encode(tokenizer, [tuple(i.args) for i in found["instances"]]), max_length),
                      "documents": found["documents"], "subtasks": found["subtasks"]}
-              for task, found in _requests(data, shots, limit).items()}
+              for task, found in build_requests(data, shots, limit).items()}
     if cached:
         from repro.io import write_json
 
