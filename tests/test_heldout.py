@@ -293,3 +293,15 @@ def test_a_committed_bundle_rebuilds_the_table_exactly(tmp_path, tiny_model_dir,
     assert not list((tmp_path / "bundle").rglob("*.jsonl")) and list((tmp_path / "bundle").rglob("*.jsonl.gz"))
     assert to_markdown(build(config, tmp_path / "bundle"), "t") == original
     assert "cut-a − cut-b" in original and "in-sample" in original and "shuffled" in original
+
+
+def test_one_bootstrap_for_every_interval():
+    from repro.evaluate.bootstrap import bootstrap_mean, percentile_interval
+    from repro.evaluate.contrast import interval
+    from repro.judge.agreement import bootstrap_interval
+
+    assert percentile_interval(list(range(99, -1, -1))) == (2, 96)  # ranks int(0.025 * 99), int(0.975 * 99)
+    values = [random.Random(1).random() for _ in range(30)]
+    expected = bootstrap_mean(values, 300, seed=4)
+    assert tuple(bootstrap_interval(values, 300, 4)) == expected
+    assert (interval(values, 300, 4)["low"], interval(values, 300, 4)["high"]) == expected

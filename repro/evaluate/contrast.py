@@ -14,7 +14,8 @@ p > 0.2). Intervals: the mean over items with a 95% percentile interval from a b
 from __future__ import annotations
 
 import math
-import random
+
+from repro.evaluate.bootstrap import bootstrap_mean
 
 STRATA = {"p>0.2": (0.2, 1.0), "p<0.05": (0.0, 0.05)}
 
@@ -74,10 +75,8 @@ def interval(values: list[float | None], resamples: int, seed: int = 0) -> dict:
     n = len(kept)
     if not n:
         return {"mean": None, "low": None, "high": None, "n": 0, "missing": len(values)}
-    rng = random.Random(seed)
-    means = sorted(sum(kept[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    return {"mean": sum(kept) / n, "low": means[int(0.025 * (len(means) - 1))],
-            "high": means[int(0.975 * (len(means) - 1))], "n": n, "missing": len(values) - n}
+    low, high = bootstrap_mean(kept, resamples, seed)
+    return {"mean": sum(kept) / n, "low": low, "high": high, "n": n, "missing": len(values) - n}
 
 
 def control(items: list[dict]) -> dict:

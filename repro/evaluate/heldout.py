@@ -25,6 +25,7 @@ from repro.cut.collate import Example, collate, encode, pad_id
 from repro.data.errors import DataError
 from repro.data.records import FieldReader
 from repro.data.templates import judgment_prompt, plain_prompt
+from repro.evaluate.bootstrap import percentile_interval
 
 MEASURES = ("preference_accuracy", "auc", "blamed_logprob", "collateral")
 
@@ -291,8 +292,7 @@ def compare(base: list[dict], run: list[dict], resamples: int, seed: int = 0) ->
     for m in MEASURES:
         if point_base[m] is None or point_run[m] is None:
             continue
-        values = sorted(draws[m])
-        low, high = values[int(0.025 * len(values))], values[min(len(values) - 1, int(0.975 * len(values)))]
+        low, high = percentile_interval(draws[m])
         out[m] = {"base": point_base[m], "run": point_run[m], "change": point_run[m] - point_base[m],
                   "low": low, "high": high}
     return out

@@ -18,9 +18,9 @@ saw both orders contributes both judgments.
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 
+from repro.evaluate.bootstrap import bootstrap_mean
 from repro.io import read_json
 
 TIE = 1.5
@@ -89,10 +89,7 @@ def kappa(pairs: list[tuple]) -> float | None:
 
 
 def bootstrap_interval(scores: list[float], samples: int, seed: int) -> list[float]:
-    rng = random.Random(seed)
-    n = len(scores)
-    means = sorted(sum(scores[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
-    return [means[int(0.025 * (samples - 1))], means[int(0.975 * (samples - 1))]]
+    return list(bootstrap_mean(scores, samples, seed))
 
 
 def position_bias(judge: dict[tuple, float]) -> dict:
