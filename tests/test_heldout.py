@@ -301,7 +301,8 @@ def test_one_bootstrap_for_every_interval():
     from repro.judge.agreement import bootstrap_interval
 
     assert percentile_interval(list(range(99, -1, -1))) == (2, 96)  # ranks int(0.025 * 99), int(0.975 * 99)
-    values = [random.Random(1).random() for _ in range(30)]
+    rng = random.Random(1)
+    values = [rng.random() for _ in range(30)]
     expected = bootstrap_mean(values, 300, seed=4)
     assert tuple(bootstrap_interval(values, 300, 4)) == expected
     assert (interval(values, 300, 4)["low"], interval(values, 300, 4)["high"]) == expected
