@@ -17,9 +17,19 @@ from repro.cli.common import OneLineParser
 STAGES = (data, model, train, online, generate, evaluate, report, check)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("repro")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="repro", description=__doc__.split("\n\n")[0],
                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"repro {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     for stage in STAGES:
         stage.register(commands)
