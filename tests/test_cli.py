@@ -86,3 +86,13 @@ def test_tiny_model_is_deterministic(tmp_path):
     b = load_file(build_tiny_model(tmp_path / "b") / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (tmp_path / "a/tokenizer.json").read_text() == (tmp_path / "b/tokenizer.json").read_text()
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    from repro.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"repro {version('repro')}"
