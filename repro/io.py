@@ -70,6 +70,14 @@ def exclusive(out: str | os.PathLike, what: str) -> Iterator[None]:
                     folder.rmdir()
 
 
+def follow_umask(folder: str | os.PathLike) -> None:
+    """Give the files a library wrote into `folder` the mode any new file gets (safetensors writes 0600)."""
+    mode = 0o666 & ~_umask()
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            os.chmod(path, mode)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.data import templates
+from repro.io import follow_umask
 
 _CORPUS = [
     templates.PLAIN, templates.JUDGMENT, templates.ANNOTATION_SYSTEM, templates.AI_JUDGE,
@@ -42,6 +43,7 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 512, 
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)
+    follow_umask(out)
     return out
 
 

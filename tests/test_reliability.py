@@ -227,6 +227,9 @@ def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
     shutil.copytree(tiny_adapter_dir, truncated)
     weights = truncated / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # a copy cut short
+    foreign = tmp_path / "in" / "foreign-adapter"  # trained on a model of another vocabulary
+    shutil.copytree(tiny_adapter_dir, foreign)
+    (foreign / "manifest.json").write_text(json.dumps({"base_signature": {"vocab_size": 32000}}))
     responses = tmp_path / "in" / "responses.jsonl"
     responses.write_text('{"instruction": "Name a colour.", "output": "Blue."}\n')
     damaged = tmp_path / "in" / "judgments.cache.jsonl"
@@ -250,6 +253,8 @@ def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
         (["config", "check", str(gone)], "no such file"),
         (["report", "table", "table2", "--config", str(ROOT / "config/smoke.yaml"), "--runs",
           str(tmp_path / "in/runs-typo"), "--out", str(tmp_path / "out/t2.md")], "score files"),
+        (["merge", "--base-model", str(tiny_model_dir), "--adapter", str(foreign), "--out",
+          str(tmp_path / "out/merged")], f"{foreign}: trained on another base model (vocab_size 32000 there"),
         # a relative model folder that is not there is named, not looked up on the hub
         (["generate", "--model", "runs/nowhere/models/tiny", "--prompts", str(prompts), "--out",
           str(tmp_path / "out/g.jsonl"), "--backend", "transformers", "--no-progress"],
@@ -353,6 +358,21 @@ def test_outputs_follow_the_umask(tmp_path):
             os.umask(old)
         assert stat.S_IMODE((tmp_path / f"{mask}.json").stat().st_mode) == mode
         assert stat.S_IMODE((tmp_path / f"{mask}.jsonl").stat().st_mode) == mode
+
+
+def test_model_weights_follow_the_umask(tmp_path):
+    """safetensors writes weights 0600; a built model (and a trained adapter, a merge) get the umask's mode."""
+    import os
+    import stat
+
+    from repro.tiny import build_tiny_model
+
+    old = os.umask(0o022)
+    try:
+        folder = build_tiny_model(tmp_path / "tiny")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((folder / "model.safetensors").stat().st_mode) == 0o644
 
 
 def test_training_on_a_full_disk_says_so_in_one_line(tmp_path, tiny_model_dir, store):

@@ -32,7 +32,7 @@ from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances, pad_id
 from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
-from repro.io import read_jsonl, sha256_file, write_json
+from repro.io import follow_umask, read_jsonl, sha256_file, write_json
 from repro.models import base_signature, torch_dtype
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
@@ -427,6 +427,7 @@ def train(job: TrainJob) -> Path:
         refuse_non_finite(model, job)
         model.save_pretrained(job.out)
         tokenizer.save_pretrained(job.out)
+        follow_umask(job.out)
         write_json(job.out / "manifest.json", {
             "experiment": job.experiment, "base_model": str(job.base_model), "training": training.model_dump(),
             "instances": {"path": str(job.instances), "sha256": fingerprint["instances_sha256"],
@@ -483,4 +484,5 @@ def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "b
     out = Path(out)
     merged.save_pretrained(out)
     AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(out)
+    follow_umask(out)
     return out

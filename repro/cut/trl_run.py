@@ -22,7 +22,7 @@ from repro.cut.train import (
     refuse_non_finite,
     training_tokenizer,
 )
-from repro.io import read_jsonl, sha256_file, write_json
+from repro.io import follow_umask, read_jsonl, sha256_file, write_json
 from repro.models import base_signature
 
 
@@ -77,6 +77,7 @@ def train_with_trl(job: TrainJob, examples: list[dict], make_trainer, trainer_na
         refuse_non_finite(model, job)
         model.save_pretrained(job.out)
         tokenizer.save_pretrained(job.out)
+        follow_umask(job.out)
         log_path = job.out.parent / "train_log.jsonl"
         log_path.write_text("".join(json.dumps(r) + "\n" for r in trainer.state.log_history if "loss" in r))
         write_json(job.out / "manifest.json", {
