@@ -306,3 +306,16 @@ def test_one_bootstrap_for_every_interval():
     expected = bootstrap_mean(values, 300, seed=4)
     assert tuple(bootstrap_interval(values, 300, 4)) == expected
     assert (interval(values, 300, 4)["low"], interval(values, 300, 4)["high"]) == expected
+
+
+def test_the_committed_small_result_rebuilds_from_its_committed_data():
+    """Golden: benchmarks/results/small-2026-12-03 holds the table the small profile produced and the per-item data
+    it was built from (flags, per-token scores, the training split); rebuilding it gives the same table."""
+    from pathlib import Path
+
+    from repro.config import load_config
+    from repro.report.heldout import build, to_markdown
+
+    bundle = Path(__file__).resolve().parent.parent / "benchmarks/results/small-2026-12-03"
+    config = load_config(bundle / "data/config.yaml")
+    assert to_markdown(build(config, bundle / "data"), config.profile) == (bundle / "heldout.md").read_text()
