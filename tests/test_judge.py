@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -114,7 +115,7 @@ class FlakyChatServer:
                 content = {"content-null": None, "content-number": 42}.get(fault, text)
                 payload = json.dumps({"model": body["model"] + "-0613", "choices": [{"message": {"content": content}}],
                                       "usage": usage}).encode()
-                time.sleep(0.02)  # a little latency, so the restart falls in the middle of the run
+                time.sleep(0.8 if fault == "slow" else 0.02)  # latency: a restart or a signal lands mid-run
                 with server.lock:
                     server.answered[user] += 1
                     server.answered_after_restart += server.starts > 1
@@ -410,3 +411,35 @@ def test_a_retry_hint_that_is_not_a_finite_number_is_ignored():
     for hint in ("-5", "nan", "inf", "soon"):
         assert _retry_after(httpx.Response(429, headers={"retry-after": hint}), 1.5) == 1.5
     assert _retry_after(httpx.Response(429, headers={"retry-after": "2"}), 1.5) == 2.0
+
+
+def test_sigterm_stops_sending_and_keeps_every_answer_in_flight(tmp_path):
+    """SIGTERM used to kill the judge with answers in flight: paid, never cached, bought again. Now it stops
+    sending, waits for the calls in flight, caches them, and says what was paid and kept."""
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    write_jsonl(tmp_path / "in.jsonl", _responses(16))
+    server = FlakyChatServer({f"Task number {i}.": ["slow"] for i in range(16)})
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"profile": "t", "models": {"m": {"source": "tiny"}}, "judges": {"gpt-4": {
+        "kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{server.port}/v1",
+        "api_key_env": "REPRO_TEST_KEY", "max_concurrency": 4, "timeout_s": 10.0}}}))
+    cache = tmp_path / "cache.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "repro.cli", "judge", "--config", str(config), "--judge", "gpt-4",
+                                "--inputs", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"), "--cache",
+                                str(cache)], env={**os.environ, "REPRO_TEST_KEY": "sk-test"}, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 60
+    while server.requests < 4 and time.time() < deadline:  # the first calls are in flight
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    err = process.communicate(timeout=60)[1]
+    server.stop()
+    kept = len(cache.read_text().splitlines())
+    assert process.returncode != 0 and "SIGTERM received" in err, err
+    assert kept == sum(server.answered.values()) >= 4 and kept < 16  # every paid answer kept, nothing more sent
+    assert f"kept {kept}" in err
