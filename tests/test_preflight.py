@@ -98,3 +98,14 @@ def test_an_unknown_gpu_and_an_invalid_config_are_problems(tmp_path):
     assert len(checks) == 1 and "training.lr: unknown key" in checks[0].problems[0]
     checks = Preflight(ROOT / "config/paper.yaml", gpu="TPU", offline=True, dag=False).run()
     assert "--gpu TPU: unknown GPU" in checks[0].problems[0]
+
+
+def test_a_preflight_that_verified_nothing_fails(tmp_path, monkeypatch):
+    """Run as the README once wrote it, without a mirror and offline, it said "passed" after verifying 0 files."""
+    from repro.data import DataStore
+
+    monkeypatch.delenv("REPRO_DATA_MIRROR", raising=False)
+    checks = {c.name: c for c in Preflight(ROOT / "config/paper.yaml", offline=True,
+                                             store=DataStore(cache=tmp_path / "empty"), dag=False).run()}
+    assert checks["data"].items == 0 and any("verified nothing" in p and "no data mirror" in p
+                                               for p in checks["data"].problems)

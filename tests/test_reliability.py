@@ -255,6 +255,9 @@ def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
           str(tmp_path / "in/runs-typo"), "--out", str(tmp_path / "out/t2.md")], "score files"),
         (["merge", "--base-model", str(tiny_model_dir), "--adapter", str(foreign), "--out",
           str(tmp_path / "out/merged")], f"{foreign}: trained on another base model (vocab_size 32000 there"),
+        (["generate", "--model", str(tiny_model_dir), "--prompts", str(prompts), "--out",
+          str(tmp_path / "out/g.jsonl"), "--backend", "transformers", "--no-progress", "--max-new-tokens",
+          str(10 ** 12)], "max_new_tokens 1,000,000,000,000 is beyond the model's context"),
         # a relative model folder that is not there is named, not looked up on the hub
         (["generate", "--model", "runs/nowhere/models/tiny", "--prompts", str(prompts), "--out",
           str(tmp_path / "out/g.jsonl"), "--backend", "transformers", "--no-progress"],

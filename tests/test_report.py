@@ -131,3 +131,32 @@ def test_stored_profile_reproduces_table6_alpaca_cells_offline(tmp_path, mirror)
     assert float(cut4["reproduced"]) == pytest.approx(91.36, abs=0.005) and float(cut4["paper"]) == 91.68
     assert cut4["run"] == "stored:cut-13b" and cut4["local_judge"] == "False"
     assert cells[("cut_online_iter4", "arc")]["reproduced"] == ""  # only what the artefacts hold
+
+
+def test_nan_never_reaches_a_table_or_a_json_file(tmp_path):
+    import math
+
+    from repro.evaluate.winrate import winrate
+    from repro.io import write_json
+    from repro.report.cells import read_value
+
+    score = tmp_path / "runs/t/scores/r/alpaca_eval.json"
+    score.parent.mkdir(parents=True)
+    score.write_text('{"win_rate": NaN}')
+    with pytest.raises(ValueError, match="win_rate is nan"):
+        read_value(tmp_path / "runs/t", "r", "alpaca_eval")
+    with pytest.raises(ValueError, match="non-finite"):
+        write_json(tmp_path / "x.json", {"a": math.nan})
+    one = winrate([{"preference": 2.0}])
+    assert one["win_rate"] == 100.0 and one["standard_error"] is None  # was NaN: invalid JSON
+    with pytest.raises(ValueError, match="no annotation has a preference"):
+        winrate([{"preference": None}])
+
+
+def test_a_table_refuses_another_profiles_runs(tmp_path, capsys):
+    from repro.cli import main
+
+    runs = tmp_path / "runs/small"  # a smoke table over the small profile's folder
+    code = main(["report", "table", "table6", "--config", str(ROOT / "config/smoke.yaml"), "--runs", str(runs),
+                 "--out", str(tmp_path / "t.md"), "--allow-missing"])
+    assert code == 2 and "the runs of profile 'small', not of 'smoke'" in capsys.readouterr().err
