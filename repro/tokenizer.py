@@ -105,6 +105,9 @@ def load_tokenizer(name_or_path: str, store=None):
 
             store = DataStore.from_env()
         return build_tokenizer(name_or_path, store)
+    from repro.models import check_model_path
+
+    check_model_path(name_or_path)
     path = Path(name_or_path)
     if path.suffix == ".gguf":
         return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)

@@ -194,6 +194,16 @@ DATA_CASES = [  # (id, file bytes, argv with {f} = the file and {out} = an outpu
       "--items-out", "{out}2"], ["line 1"]),
     ("draw-pool-row-a-string", b'"just text"\n',
      ["online", "draw", "--pool", "{f}", "--n", "1", "--label", "l", "--out", "{out}"], ["line 1"]),
+    # third pass (issue 24): these said "unexpected KeyError" or went to the network first
+    ("alpaca-eval-outputs-no-instruction", json.dumps([{"output": "x", "generator": "g"}]).encode(),
+     ["evaluate", "alpaca-eval", "--model-outputs", "{f}", "--out", "{out}", "--cache", "{out}c", "--only-cached"],
+     ["item 0", "instruction"]),
+    ("alpaca-eval-outputs-empty-list", b"[]",
+     ["evaluate", "alpaca-eval", "--model-outputs", "{f}", "--out", "{out}", "--cache", "{out}c"], ["non-empty"]),
+    ("alpaca-eval-outputs-an-object", b'{"instruction": "x", "output": "y"}',
+     ["evaluate", "alpaca-eval", "--model-outputs", "{f}", "--out", "{out}", "--cache", "{out}c"], ["JSON list"]),
+    ("rouge-predictions-no-output", _jsonl([{"id": 0, "instruction": "a"}]),
+     ["evaluate", "rouge", "--predictions", "{f}", "--references", "{f}", "--out", "{out}"], ["line 1", "output"]),
 ]
 
 

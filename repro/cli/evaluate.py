@@ -102,8 +102,9 @@ def winrate(args) -> int:
 
 def alpaca_eval(args) -> int:
     from repro.data.sources import LC_FEATURES
-    from repro.evaluate.alpaca_eval_run import REFERENCE_FILES, evaluate_alpaca_eval
+    from repro.evaluate.alpaca_eval_run import REFERENCE_FILES, evaluate_alpaca_eval, read_model_outputs
 
+    read_model_outputs(args.model_outputs)  # before the reference is fetched
     reference = args.reference or str(store(args).path("alpaca-eval", REFERENCE_FILES[args.version]))
     lc_features = store(args).path("alpaca-eval", LC_FEATURES) if args.length_controlled else None
     scores = evaluate_alpaca_eval(

@@ -95,6 +95,20 @@ def _seed_cache(cache_file: Path, seeds: list[str], annotator: str) -> int:
     return added
 
 
+def read_model_outputs(path: str | Path) -> list[dict]:
+    """alpaca_eval's model outputs: a non-empty JSON list of objects with a text `instruction` and `output`;
+    anything else is an error naming the file and the item."""
+    rows = read_json(path)
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{path}: expected a non-empty JSON list of {{instruction, output}} objects")
+    for i, row in enumerate(rows):
+        for field in ("instruction", "output"):
+            if not isinstance(row, dict) or not isinstance(row.get(field), str):
+                raise ValueError(f"{path}, item {i}, field '{field}': expected text"
+                                 + ("" if isinstance(row, dict) else f", got a {type(row).__name__}"))
+    return rows
+
+
 def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: str | Path, cache: str | Path,
                          annotator: str = PAPER_ANNOTATOR, version: str = "1.0", length_controlled: bool = False,
                          limit: int | None = None, cache_seed: list[str] | None = None, only_cached: bool = False,
@@ -106,7 +120,8 @@ def evaluate_alpaca_eval(model_outputs: str | Path, reference: str | Path, out: 
 
     config, is_local = _annotator_config(annotator)
     name, settings = next(iter(yaml.safe_load(config.read_text()).items()))
-    outputs = read_json(model_outputs)[:limit] if limit else read_json(model_outputs)
+    outputs = read_model_outputs(model_outputs)
+    outputs = outputs[:limit] if limit else outputs
     references = {r["instruction"]: r for r in _rows(reference)}
     missing_reference = [o["instruction"] for o in outputs if o["instruction"] not in references]
     if missing_reference:

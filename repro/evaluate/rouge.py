@@ -32,6 +32,11 @@ def score_files(predictions_path, references_path, reference_field: str = "outpu
     if len(predictions) != len(references):
         raise ValueError(f"{predictions_path} has {len(predictions)} rows but {references_path} has {len(references)}")
     for i, (p, r) in enumerate(zip(predictions, references)):
+        for path, row in ((predictions_path, p), (references_path, r)):
+            if not isinstance(row.get("instruction"), str):
+                raise ValueError(f"{path}, line {i + 1}, field 'instruction': expected text")
+        if not isinstance(p.get("output"), str):
+            raise ValueError(f"{predictions_path}, line {i + 1}, field 'output': expected the generated text")
         if p["instruction"] != r["instruction"]:
             raise ValueError(f"{predictions_path}, line {i + 1}: instruction differs from {references_path}")
         if not r.get(reference_field):
