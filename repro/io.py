@@ -126,8 +126,20 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise DataError(path, f"line {number}", None, f"invalid JSON ({err.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(path, f"line {number}", None, f"a {type(row).__name__}, not a JSON object")
+            if "\\ud" in line.lower():  # an escaped surrogate: valid JSON, but a lone one is no text
+                _check_text(row, path, f"line {number}")
             rows.append(row)
     return rows
+
+
+def _check_text(value: Any, path, where: str) -> None:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        from repro.data.errors import DataError
+
+        raise DataError(path, where, None, f"a lone surrogate ({err.object[err.start:err.end]!a}) is not text; "
+                        "fix the escape in the file") from None
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -202,6 +202,9 @@ DATA_CASES = [  # (id, file bytes, argv with {f} = the file and {out} = an outpu
      ["evaluate", "alpaca-eval", "--model-outputs", "{f}", "--out", "{out}", "--cache", "{out}c"], ["non-empty"]),
     ("alpaca-eval-outputs-an-object", b'{"instruction": "x", "output": "y"}',
      ["evaluate", "alpaca-eval", "--model-outputs", "{f}", "--out", "{out}", "--cache", "{out}c"], ["JSON list"]),
+    ("prompts-lone-surrogate", b'{"id": 1, "instruction": "Name \\ud800 colour."}\n',
+     ["generate", "--model", "{model}", "--prompts", "{f}", "--out", "{out}", "--backend", "transformers",
+      "--no-progress"], ["line 1", "lone surrogate"]),
     ("rouge-predictions-no-output", _jsonl([{"id": 0, "instruction": "a"}]),
      ["evaluate", "rouge", "--predictions", "{f}", "--references", "{f}", "--out", "{out}"], ["line 1", "output"]),
 ]
