@@ -126,3 +126,24 @@ def test_two_trainings_on_one_output_the_second_stops_at_once(tmp_path, small_ru
     assert second.returncode != 0 and "another training is writing it now" in second.stderr, second.stderr
     assert first.returncode == 0, first_err[-2000:]
     assert (out / "adapter_model.safetensors").is_file()
+
+
+def test_a_garbage_log_line_and_a_stray_checkpoint_name_are_handled(tmp_path, small_run, capsys):
+    """A `step-final.pt` someone left among the checkpoints used to crash the resume (int('final')); a log line
+    that is not JSON used to be an unexpected JSONDecodeError."""
+    from repro.cli import main
+
+    out = tmp_path / "adapter"
+    assert main(small_run + ["--out", str(out)]) == 0
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "step-final.pt").write_bytes(b"not ours")
+    log = tmp_path / "train_log.jsonl"
+    import shutil
+
+    shutil.rmtree(out)  # the workflow removes an output before it reruns the job
+    assert main(small_run + ["--out", str(out), "--resume"]) == 0  # resumes from step-2.pt, finished
+    log.write_text(log.read_text() + "garbage\n")
+    shutil.rmtree(out)
+    code = main(small_run + ["--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{log}, line 3: not a training log line" in err, err

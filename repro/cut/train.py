@@ -32,7 +32,7 @@ from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances, pad_id
 from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
-from repro.io import follow_umask, read_jsonl, sha256_file, write_json
+from repro.io import follow_umask, keep_complete_lines, read_jsonl, sha256_file, write_json, write_text_atomic
 from repro.models import base_signature, torch_dtype
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
@@ -289,13 +289,18 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, finger
         raise OSError(errno.ENOSPC if full else errno.EIO, f"could not write the checkpoint ({str(err)[:120]})",
                       str(tmp)) from None
     os.replace(tmp, folder / f"step-{step}.pt")
-    for old in sorted(folder.glob("step-*.pt"), key=_step_of)[:-KEEP_CHECKPOINTS]:
+    for old in _checkpoint_files(folder)[:-KEEP_CHECKPOINTS]:
         if _step_of(old) < step:  # never the checkpoint just written
             old.unlink()
 
 
 def _step_of(path: Path) -> int:
     return int(path.stem.split("-")[1])
+
+
+def _checkpoint_files(folder: Path) -> list[Path]:
+    """The checkpoints this project wrote (step-<n>.pt), oldest first; other files there are not ours."""
+    return sorted((p for p in folder.glob("step-*.pt") if p.stem.split("-")[1].isdigit()), key=_step_of)
 
 
 def refuse_non_finite(model, job) -> None:
@@ -324,7 +329,7 @@ def refuse_stale_output(out: Path, checkpoints: Path) -> None:
 
 
 def load_checkpoint(folder: Path, model, optimizer, scheduler, fingerprint: dict) -> int:
-    candidates = sorted(folder.glob("step-*.pt"), key=_step_of) if folder.is_dir() else []
+    candidates = _checkpoint_files(folder) if folder.is_dir() else []
     if not candidates:
         return 0
     try:  # tensors and plain containers only: a crafted checkpoint cannot run code
@@ -447,8 +452,16 @@ def _truncate_log(path: Path, last_step: int) -> None:
     """Drop log lines of steps after the checkpoint we resume from (they will be redone)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = []
+    for number, line in enumerate(keep_complete_lines(path).decode("utf-8").splitlines(), start=1):
+        try:
+            step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{path}, line {number}: not a training log line; remove the file (it is only the "
+                             "log) or the line") from None
+        if step <= last_step:
+            kept.append(line)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def _device_name(device: torch.device) -> str:
