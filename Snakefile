@@ -5,18 +5,10 @@
 # A --configfile replaces config/paper.yaml as a whole (it is not merged over it), so a profile's experiments
 # never pick up the paper's. The rules live in workflow/rules/, one file per stage; helpers in common.smk.
 import os
-import sys
 
 import yaml
-from repro.config import ConfigError, config_from_dict, read_config_file
+from repro.config import ConfigError, config_from_dict, exit_with_error as refuse, read_config_file
 from repro.report.needs import score_files
-
-
-def refuse(message):
-    """A bad configuration stops the workflow with one line naming the file and key (no traceback)."""
-    print("error: " + "; ".join(str(message).splitlines()), file=sys.stderr)
-    sys.exit(2)
-
 
 PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
 if len(workflow.overwrite_configfiles) > 1:

@@ -19,6 +19,14 @@ class ConfigError(ValueError):
     pass
 
 
+def exit_with_error(message) -> None:
+    """Stop the workflow with one line naming the file and key (no traceback); used by the Snakefile."""
+    import sys
+
+    print("error: " + "; ".join(str(message).splitlines()), file=sys.stderr)
+    sys.exit(2)
+
+
 class Strict(BaseModel):
     # inf and nan are refused everywhere: a learning rate of .inf validates as "> 0" otherwise
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
@@ -315,6 +323,14 @@ class Online(Strict):
     loops: dict[str, OnlineLoop] = Field(default_factory=dict)
 
 
+class Cluster(Strict):
+    """Where the workflow's jobs go on a cluster (profiles/slurm): each rule declares its GPUs, memory and time,
+    and a job that asks for a GPU lands on `gpu_partition`; the names are the cluster's."""
+    cpu_partition: str = "cpu"
+    gpu_partition: str = "gpu"
+    max_threads: int = Field(16, gt=0)  # threads of one torch job (capped by --cores)
+
+
 class Config(Strict):
     # a plain name: runs/<profile>, tables/<profile> and figures/<profile> stay inside the project
     profile: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", max_length=100)
@@ -330,6 +346,7 @@ class Config(Strict):
     online: Online = Online()
     sweeps: dict[str, Sweep] = Field(default_factory=dict)
     heldout: dict[str, HeldoutSplit] = Field(default_factory=dict)  # data set NAME -> its held-out split
+    cluster: Cluster = Cluster()
     # which run fills which row of each table / figure (repro/report): table -> row -> run, or
     # {column: source, '*': default}; a source is a run name or stored:<alpaca_eval results model>
     report: dict[str, dict[str, Any]] = Field(default_factory=dict)
