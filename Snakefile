@@ -7,8 +7,10 @@
 import os
 
 import yaml
+from snakemake.utils import min_version
 from repro.config import ConfigError, config_from_dict, exit_with_error as refuse, read_config_file
 from repro.report.needs import score_files
+min_version("9.0")  # executor plugins (profiles/slurm), `workflow.overwrite_configfiles`
 
 PAPER_CONFIG = os.path.join(workflow.basedir, "config", "paper.yaml")
 if len(workflow.overwrite_configfiles) > 1:

@@ -72,11 +72,62 @@ def test_paper_dag_lists_every_training_run(tmp_path):
     assert len([n for n in config.experiments if n.startswith("cut-grid-")]) == 24  # the lambda/alpha/gamma grid
 
 
-def test_slurm_profile_dry_run(tmp_path):
-    result = run(["-n", "--profile", str(ROOT / "profiles/slurm"), "--directory", str(tmp_path),
-                  "--snakefile", str(ROOT / "Snakefile")])
+def _planned_jobs(output: str) -> list[dict]:
+    """The jobs of a dry run: rule, wildcards, threads and resources, read from Snakemake's job listing."""
+    jobs = []
+    for block in re.split(r"\n(?:local)?rule ", output)[1:]:
+        rule = block.split(":", 1)[0]
+        fields = dict(re.findall(r"^    (wildcards|threads|resources): (.*)$", block, re.M))
+        resources = dict(item.split("=", 1) for item in fields.get("resources", "").split(", ") if "=" in item)
+        jobs.append({"rule": rule, "wildcards": fields.get("wildcards", ""), "threads": int(fields.get("threads", 1)),
+                     "resources": resources})
+    return jobs
+
+
+# the rules whose jobs load a model with torch (judge_online, alpaca_eval and figure only for a local judge / Figure 2)
+TORCH_RULES = {"train", "merge", "refine", "build_model", "generate_alpaca_eval", "generate_summaries", "lm_eval",
+               "generate_online", "blame_heldout", "score_heldout", "judge_agreement"}
+GPU_RULES = TORCH_RULES - {"merge", "build_model"}
+
+
+def test_slurm_profile_puts_every_gpu_job_on_a_gpu_partition_with_threads(tmp_path):
+    """The paper through profiles/slurm, with a local AlpacaEval judge and a held-out split added so that every
+    rule that loads a model is planned: each job asking for a GPU goes to the GPU partition, every other one to
+    the CPU partition, every model job asks for a GPU and every torch job for more than one thread. (A dry run
+    caps threads at --cores, 1 unless given: a real SLURM run has no such cap.) Before the rules declared their
+    resources, the AI judge of Figure 3 asked for a GPU on the 16 GB CPU partition and every job got one thread."""
+    overrides = ["evaluation__alpaca_eval__judge_model=llama2-chat-13b", "heldout__shepherd__items=50",
+                 "heldout__shepherd__blame_model=llama2-chat-13b", "cluster__gpu_partition=a100"]
+    result = run(["-n", "--cores", "64", "--profile", str(ROOT / "profiles/slurm"), "--directory", str(tmp_path),
+                  "--snakefile", str(ROOT / "Snakefile"), "--config", *overrides])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "rule train:" in result.stdout + result.stderr
+    jobs = _planned_jobs(result.stdout + result.stderr)
+    assert {job["rule"] for job in jobs} >= GPU_RULES | {"judge_online", "alpaca_eval", "train", "merge"}
+    assert all("gpu" in job["resources"] for job in jobs if job["rule"] != "all"), "a rule declares no resources"
+    for job in [job for job in jobs if job["rule"] != "all"]:
+        gpu, partition = int(job["resources"]["gpu"]), job["resources"]["slurm_partition"]
+        where = f"{job['rule']} ({job['wildcards']})"
+        assert partition == ("a100" if gpu else "cpu"), where
+        assert float(job["resources"]["mem_mb"]) > 0 and float(job["resources"]["runtime"]) > 0, where
+        model_job = job["rule"] in GPU_RULES or (job["rule"] == "judge_online" and "live" not in job["wildcards"]) \
+            or (job["rule"] == "alpaca_eval" and "benchmark=alpaca_eval," in job["wildcards"] + ",")
+        if model_job:
+            assert gpu >= 1, where
+        if model_job or job["rule"] in TORCH_RULES:
+            assert job["threads"] > 1, where
+    seventy = [job for job in jobs if job["rule"] == "generate_alpaca_eval" and "70b" in job["wildcards"]]
+    assert seventy and all(int(job["resources"]["gpu"]) == 4 for job in seventy)  # its tensor-parallel size
+
+
+def test_conda_env_installs_what_the_configs_generate_with():
+    """`--sdm conda` builds envs/repro.yaml: a config that generates with vLLM needs the vllm extra there."""
+    import yaml
+
+    env = (ROOT / "envs/repro.yaml").read_text()
+    for config in ROOT.glob("config/*.yaml"):
+        backend = (yaml.safe_load(config.read_text()).get("generation") or {}).get("backend")
+        if backend == "vllm":
+            assert "-e ..[vllm]" in env, config.name
 
 
 def test_config_values_reach_the_shell_quoted(tmp_path, mirror):

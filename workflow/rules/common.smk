@@ -124,9 +124,14 @@ def run_model_key(run):
     return run.removeprefix("base-") if run.startswith("base-") else CFG.experiments[run].base_model
 
 
+def model_gpus(model):
+    """GPUs one engine of a model takes (its tensor-parallel size); 0 on CPU."""
+    return 0 if CFG.device == "cpu" else CFG.models[model].tensor_parallel
+
+
 def gpus(run):
-    """GPUs one generation / evaluation engine of a run takes (its model's tensor-parallel size); 0 on CPU."""
-    return 0 if CFG.device == "cpu" else CFG.models[run_model_key(run)].tensor_parallel
+    """GPUs a run's generation / evaluation engine takes: its model's."""
+    return model_gpus(run_model_key(run))
 
 
 def tensor_parallel(wildcards):
@@ -189,6 +194,12 @@ def judge_weights(wildcards):
     return inputs
 
 
+def online_judge_gpus(wildcards):
+    """GPT-4 judges from a CPU node with internet; a local or AI judge loads its model on GPUs."""
+    spec = loop_judge(wildcards)
+    return 0 if spec.kind == "openai" else model_gpus(spec.model)
+
+
 def judge_options(wildcards, input):
     spec = loop_judge(wildcards)
     if spec.kind == "openai":
@@ -203,6 +214,15 @@ def annotator_model():
     """AlpacaEval's local judge among a job's inputs ([] for GPT-4 or a hub model)."""
     judge = CFG.evaluation.alpaca_eval.judge_model
     return model_folder(judge) if judge else []
+
+
+def local_alpaca_judge(wildcards):
+    """AlpacaEval 1.0 judged by a local model (config evaluation.alpaca_eval.judge_model), not by the API."""
+    return wildcards.benchmark == "alpaca_eval" and bool(CFG.evaluation.alpaca_eval.judge_model)
+
+
+def alpaca_judge_gpus(wildcards):
+    return model_gpus(CFG.evaluation.alpaca_eval.judge_model) if local_alpaca_judge(wildcards) else 0
 
 
 def annotator_option(wildcards, input):

@@ -13,6 +13,8 @@ rule preflight:
     params:
         config=CONFIG_FILE,
         mirror=MIRROR,
+    resources:
+        **needs(mem_gb=8, hours=1),
     conda:
         ENV
     shell:
@@ -28,6 +30,8 @@ rule schema_samples:
         f"{RUNS}/benchmarks/schema_samples.tsv"
     params:
         folder=lambda wc, output: os.path.dirname(output[0]),
+    resources:
+        **needs(mem_gb=4, hours=1),
     conda:
         ENV
     shell:
@@ -46,6 +50,8 @@ rule prepare_data:
         f"{RUNS}/benchmarks/prepare_data/{{name}}.tsv"
     params:
         options=lambda wc: prepare_options(wc.name),
+    resources:
+        **needs(mem_gb=8, hours=1),
     conda:
         ENV
     shell:
@@ -65,6 +71,8 @@ rule build_instances:
     params:
         dataset=lambda wc: CFG.experiments[wc.experiment].dataset,
         options=lambda wc: instance_options(wc.experiment),
+    resources:
+        **needs(mem_gb=8, hours=1),
     conda:
         ENV
     shell:
@@ -81,6 +89,9 @@ rule build_model:
     params:
         source=lambda wc: CFG.models[wc.model].source,
         mirror=MIRROR,
+    threads: TORCH_THREADS
+    resources:
+        **needs(mem_gb=32, hours=1),
     conda:
         ENV
     shell:
@@ -101,8 +112,9 @@ rule refine:
     params:
         config=CONFIG_FILE,
         model=lambda wc, input: base_model(wc.experiment, input),
+    threads: TORCH_THREADS
     resources:
-        gpu=GPU,
+        **needs(gpu=GPU, mem_gb=64, hours=6),
     conda:
         ENV
     shell:

@@ -18,6 +18,9 @@ rule alpaca_eval:
         settings=alpaca_eval_options,
         judge=lambda wc, input: annotator_option(wc, input) if wc.benchmark == "alpaca_eval" else "",
         mirror=MIRROR,
+    threads: lambda wc: TORCH_THREADS if local_alpaca_judge(wc) else 1
+    resources:
+        **needs(gpu=alpaca_judge_gpus, mem_gb=32, hours=6),
     conda:
         ENV
     shell:
@@ -40,6 +43,9 @@ rule judge_agreement:
         reference=" ".join(shlex.quote(m) for m in CFG.evaluation.alpaca_eval.agreement_reference),
         limit=option("--limit", CFG.evaluation.alpaca_eval.agreement_limit),
         mirror=MIRROR,
+    threads: TORCH_THREADS
+    resources:
+        **needs(gpu=lambda wc: model_gpus(CFG.evaluation.alpaca_eval.judge_model), mem_gb=32, hours=6),
     conda:
         ENV
     shell:
@@ -65,8 +71,9 @@ rule lm_eval:
         device="cpu" if CFG.device == "cpu" else "cuda",
         tp=tensor_parallel,
         tasks=lm_eval_task_option,
+    threads: TORCH_THREADS
     resources:
-        gpu=lambda wc: gpus(wc.run),
+        **needs(gpu=lambda wc: gpus(wc.run), mem_gb=64, hours=12),
     conda:
         ENV
     shell:
@@ -88,6 +95,8 @@ rule rouge:
     params:
         field=CFG.evaluation.rouge.reference_field,
         stemmer=option("--no-stemmer", not CFG.evaluation.rouge.use_stemmer),
+    resources:
+        **needs(mem_gb=4, hours=1),
     conda:
         ENV
     shell:

@@ -18,8 +18,9 @@ rule generate_alpaca_eval:
         limit=option("--limit", CFG.evaluation.alpaca_eval.limit),
         mirror=MIRROR,
         tp=tensor_parallel,
+    threads: TORCH_THREADS
     resources:
-        gpu=lambda wc: gpus(wc.run),
+        **needs(gpu=lambda wc: gpus(wc.run), mem_gb=64, hours=6),
     conda:
         ENV
     shell:
@@ -44,8 +45,9 @@ rule generate_summaries:
         model=generation_model,
         adapter=adapter_option,
         tp=tensor_parallel,
+    threads: TORCH_THREADS
     resources:
-        gpu=lambda wc: gpus(wc.run),
+        **needs(gpu=lambda wc: gpus(wc.run), mem_gb=64, hours=6),
     conda:
         ENV
     shell:

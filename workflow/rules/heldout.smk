@@ -16,6 +16,8 @@ rule split_heldout:
         n=lambda wc: CFG.heldout[wc.name].items,
         train=lambda wc: option("--train-records", CFG.heldout[wc.name].train_records),
         seed=lambda wc: CFG.heldout[wc.name].seed,
+    resources:
+        **needs(mem_gb=4, hours=1),
     conda:
         ENV
     shell:
@@ -42,8 +44,9 @@ rule blame_heldout:
         control=lambda wc: option("--control-seed", CFG.heldout[wc.name].control_seed),
         cutoff=CFG.training.cutoff_len,
         device=DEVICE,
+    threads: TORCH_THREADS
     resources:
-        gpu=GPU,
+        **needs(gpu=lambda wc: model_gpus(CFG.heldout[wc.name].blame_model), mem_gb=32, hours=2),
     conda:
         ENV
     shell:
@@ -70,8 +73,9 @@ rule score_heldout:
         trained=lambda wc, input: option("--trained-on", input.get("trained")),
         cutoff=CFG.training.cutoff_len,
         device=DEVICE,
+    threads: TORCH_THREADS
     resources:
-        gpu=GPU,
+        **needs(gpu=lambda wc: gpus(wc.run), mem_gb=32, hours=2),
     conda:
         ENV
     shell:
@@ -91,6 +95,8 @@ rule report_heldout:
     params:
         config=CONFIG_FILE,
         runs=RUNS,
+    resources:
+        **needs(mem_gb=4, hours=1),
     conda:
         ENV
     shell:

@@ -15,6 +15,8 @@ rule draw_instructions:
     params:
         n=CFG.online.instructions_per_iteration,
         seed=CFG.online.seed,
+    resources:
+        **needs(mem_gb=4, hours=1),
     conda:
         ENV
     shell:
@@ -35,8 +37,9 @@ rule generate_online:
     params:
         config=CONFIG_FILE,
         model=lambda wc, input: base_model(loop_iteration(wc), input),
+    threads: TORCH_THREADS
     resources:
-        gpu=GPU,
+        **needs(gpu=lambda wc: gpus(loop_iteration(wc)), mem_gb=64, hours=6),
     conda:
         ENV
     shell:
@@ -60,8 +63,9 @@ rule judge_online:
         # not an output: the judgments already paid for survive a failed or repeated job
         cache=lambda wc: f"{RUNS}/online/{wc.loop}/iter{wc.k}/judge_cache.jsonl",
         options=judge_options,
+    threads: lambda wc: 1 if loop_judge(wc).kind == "openai" else TORCH_THREADS
     resources:
-        gpu=lambda wc: 0 if loop_judge(wc).kind == "openai" else GPU,
+        **needs(gpu=online_judge_gpus, mem_gb=64, hours=12),
     conda:
         ENV
     shell:

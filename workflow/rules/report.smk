@@ -19,6 +19,8 @@ rule table:
         mirror=MIRROR,
     wildcard_constraints:
         table="table[2-6]",
+    resources:
+        **needs(mem_gb=4, hours=1),
     conda:
         ENV
     shell:
@@ -42,6 +44,9 @@ rule figure:
         mirror=MIRROR,
     wildcard_constraints:
         figure="figure[2-7]",
+    threads: lambda wc: TORCH_THREADS if wc.figure == "figure2" else 1  # Figure 2 runs its model
+    resources:
+        **needs(gpu=lambda wc: GPU if wc.figure == "figure2" else 0, mem_gb=32, hours=1),
     conda:
         ENV
     shell:

@@ -15,8 +15,9 @@ rule train:
         config=CONFIG_FILE,
         base=lambda wc, input: base_model(wc.experiment, input),
         mirror=MIRROR,
+    threads: TORCH_THREADS
     resources:
-        gpu=GPU,
+        **needs(gpu=GPU, mem_gb=128, hours=24),
     conda:
         ENV
     shell:
@@ -37,6 +38,9 @@ rule merge:
     params:
         base=lambda wc, input: base_model(wc.experiment, input),
         dtype=CFG.online.merge_dtype,
+    threads: TORCH_THREADS
+    resources:
+        **needs(mem_gb=160, hours=2),
     conda:
         ENV
     shell:
