@@ -142,6 +142,9 @@ class Training(Strict):
     # released = the order of the released 8-GPU run (repro/cut/order.py); seeded = a permutation per epoch
     # seeded with `seed`
     data_order: Literal["released", "seeded"] = "released"
+    # per-step curves to an experiment tracker, from the CUT loop and the TRL runner alike (repro/cut/tracking.py);
+    # every run also writes train_log.jsonl. Not part of the resume fingerprint: it changes no number.
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = "none"
 
     @property
     def needs_model_refinements(self) -> bool:

@@ -193,6 +193,7 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
         assert manifest["steps"] == 2, name
     assert json.loads((runs / "experiments/ilf-mle-shepherd-tiny/refined.meta.json").read_text())["refined"] == 12
     _check_tables_and_figures(work, runs)
+    _check_tracking(work, runs)
     _check_heldout(work, runs, env)
     second = run(args, env=env)
     assert second.returncode == 0 and "Nothing to be done" in second.stdout + second.stderr
@@ -212,6 +213,20 @@ def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
 
     report = run(args + ["--report", str(work / "report.html")], env=env)
     assert report.returncode == 0 and (work / "report.html").stat().st_size > 10_000, report.stderr[-2000:]
+
+
+def _check_tracking(work, runs):
+    """training.report_to: tensorboard reaches the CUT loop and the TRL runner; every run has its curve figure."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    for name, tag in (("cut-shepherd-tiny", "train/flagged_rate"), ("ilf-dpo-shepherd-tiny", "train/loss")):
+        folder = runs / f"experiments/{name}/tensorboard"
+        assert list(folder.rglob("events.out.tfevents.*")), name
+        events = EventAccumulator(str(next(folder.rglob("events.out.tfevents.*")).parent))
+        events.Reload()
+        assert [e.step for e in events.Scalars(tag)] == [1, 2], name
+    curves = sorted(p.stem for p in (work / "figures/smoke/curves").glob("*.png"))
+    assert curves == sorted(p.parent.name for p in runs.glob("experiments/*/adapter")), curves
 
 
 def _check_heldout(work, runs, env):

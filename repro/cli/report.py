@@ -37,6 +37,14 @@ def register(commands) -> None:
                                     "(gzipped), so a clone can rebuild the table")
     p.set_defaults(func=heldout)
 
+    p = add(sub, "curves", "a training-curve figure per trained run, from the train_log.jsonl beside its adapter",
+            "repro report curves --config config/smoke.yaml --out figures/smoke/curves")
+    p.add_argument("--config", required=True)
+    p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
+    p.add_argument("--out", help="folder of <experiment>.png (default figures/<profile>/curves)")
+    p.add_argument("--experiments", nargs="+", help="default: every experiment of the config")
+    p.set_defaults(func=curves)
+
     p = add(commands, "plan", "GPU-hours and judge API cost of a config, per table and figure",
             "repro plan --config config/paper.yaml --gpu H100")
     p.add_argument("--config", required=True)
@@ -73,6 +81,18 @@ def figure(args) -> int:
     runs = Path(args.runs or f"runs/{config.profile}")
     out = Path(args.out or f"figures/{config.profile}/{args.name}.png")
     for path in build_figure(args.name, config, runs, out, store(args)):
+        print(path)
+    return 0
+
+
+def curves(args) -> int:
+    from repro.config import load_config
+    from repro.report.curves import write_curves
+
+    config = load_config(args.config)
+    runs = Path(args.runs or f"runs/{config.profile}")
+    out = Path(args.out or f"figures/{config.profile}/curves")
+    for path in write_curves(runs, args.experiments or list(config.experiments), out):
         print(path)
     return 0
 

@@ -6,6 +6,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from repro.cli.common import add
+from repro.cut.tracking import TRACKERS
 
 
 def register(commands) -> None:
@@ -22,7 +23,8 @@ def register(commands) -> None:
     p.add_argument("--base-model", help="override the starting weights (folder or hub id)")
     p.add_argument("--runs", help="run folder of the profile (default runs/<profile>)")
     p.add_argument("--checkpoints", help="checkpoint folder (default: beside --out)")
-    p.add_argument("--tensorboard", action="store_true")
+    p.add_argument("--report-to", choices=TRACKERS,
+                   help="experiment tracker (default: the config's training.report_to)")
     p.add_argument("--objective", help="override the experiment's training objective (the instances must match)")
     p.add_argument("--mirror", help="data mirror for the config's tokenizer source (REPRO_DATA_MIRROR wins)")
     p.add_argument("--no-progress", action="store_true")
@@ -48,13 +50,15 @@ def train(args) -> int:
     training = config.experiment_training(args.experiment)
     if args.objective:
         training = training.model_copy(update={"objective": args.objective})
+    if args.report_to:
+        training = training.model_copy(update={"report_to": args.report_to})
     runs = Path(args.runs or f"runs/{config.profile}")
     instances = Path(args.instances or runs / "experiments" / args.experiment / "instances.jsonl")
     base = args.base_model or config.base_model_path(args.experiment, runs)
     tokenizer = config.models[config.experiments[args.experiment].base_model].tokenizer
     job = TrainJob(base_model=base, instances=instances, out=Path(args.out), training=training,
                    checkpoints=Path(args.checkpoints) if args.checkpoints else None, device=config.device,
-                   resume=args.resume, experiment=args.experiment, tensorboard=args.tensorboard,
+                   resume=args.resume, experiment=args.experiment,
                    progress=not args.no_progress, tokenizer=tokenizer, mirror=args.mirror or config.data.mirror)
     # the run owns its output: one process at a time (torchrun: rank 0 holds the lock for all), and a fresh run
     # never starts over another run's checkpoints or output

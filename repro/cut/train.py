@@ -32,6 +32,7 @@ from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances, pad_id
 from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
+from repro.cut.tracking import open_tracker
 from repro.io import follow_umask, keep_complete_lines, read_jsonl, sha256_file, write_json, write_text_atomic
 from repro.models import base_signature, torch_dtype
 
@@ -49,7 +50,6 @@ class TrainJob:
     device: str = "auto"
     resume: bool = False
     experiment: str = ""
-    tensorboard: bool = False
     progress: bool = True
     tokenizer: str | None = None  # a tokenizer source (config `models.<m>.tokenizer`); None: the base model's own
     mirror: str | None = None  # data mirror the tokenizer source is read from (REPRO_DATA_MIRROR wins)
@@ -258,8 +258,8 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
 
 
 def _fingerprint(job: TrainJob, n_examples: int) -> dict:
-    return {"training": job.training.model_dump(), "base_model": str(job.base_model), "examples": n_examples,
-            "instances_sha256": sha256_file(job.instances), "tokenizer": job.tokenizer}
+    return {"training": job.training.model_dump(exclude={"report_to"}), "base_model": str(job.base_model),
+            "examples": n_examples, "instances_sha256": sha256_file(job.instances), "tokenizer": job.tokenizer}
 
 
 def training_tokenizer(job: TrainJob):
@@ -406,7 +406,8 @@ def train(job: TrainJob) -> Path:
     if rank == 0:
         job.out.mkdir(parents=True, exist_ok=True)
         _truncate_log(log_path, start)
-    writer = _tensorboard(job, rank)
+    tracker = open_tracker(training.report_to, job.out, job.experiment or job.out.parent.name,
+                           training.model_dump()) if rank == 0 else None
     model.train()
     bar = _progress(job, rank, start, total)
     for step in range(start, total):
@@ -418,9 +419,8 @@ def train(job: TrainJob) -> Path:
         if rank == 0:
             with open(log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
-            if writer:
-                for key in ("loss", "nll", "ul", "flagged_rate", "lr", "grad_norm", "tokens_per_s"):
-                    writer.add_scalar(f"train/{key}", record[key], step + 1)
+            if tracker:
+                tracker.log(record, step + 1)
             if (step + 1) % training.save_steps == 0 or step + 1 == total:
                 save_checkpoint(checkpoints, step + 1, model, optimizer, scheduler, fingerprint)
         if bar:
@@ -428,6 +428,8 @@ def train(job: TrainJob) -> Path:
             bar.set_postfix(loss=f"{record['loss']:.4f}", flagged=f"{record['flagged_rate']:.3f}")
     if bar:
         bar.close()
+    if tracker:
+        tracker.close()
     if rank == 0:
         refuse_non_finite(model, job)
         model.save_pretrained(job.out)
@@ -474,16 +476,6 @@ def _progress(job: TrainJob, rank: int, start: int, total: int):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=start, desc=job.experiment or "train", unit="step")
-
-
-def _tensorboard(job: TrainJob, rank: int):
-    if not job.tensorboard or rank != 0:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as err:
-        raise RuntimeError("--tensorboard needs the tensorboard package (pip install tensorboard)") from err
-    return SummaryWriter(str(job.out.parent / "tensorboard"))
 
 
 def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "bf16") -> Path:

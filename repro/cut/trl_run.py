@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from repro.cut.tracking import trainer_report_to
 from repro.cut.train import (
     TrainJob,
     _device,
@@ -38,7 +39,7 @@ def trainer_arguments(job: TrainJob, device: torch.device, world: int) -> dict:
         learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler, warmup_steps=t.warmup_steps,
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm or 0.0, num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1, seed=t.seed, data_seed=t.seed, max_length=t.cutoff_len,
-        save_steps=t.save_steps, save_total_limit=2, logging_steps=1, report_to=[],
+        save_steps=t.save_steps, save_total_limit=2, logging_steps=1, report_to=trainer_report_to(t.report_to, job.out),
         bf16=compute == torch.bfloat16, fp16=compute == torch.float16, use_cpu=device.type == "cpu",
         gradient_checkpointing=t.gradient_checkpointing, disable_tqdm=not job.progress, dataset_num_proc=None)
 

@@ -264,7 +264,8 @@ def report_targets():
     tables = [f"tables/{CFG.profile}/{t}.md" for t in TABLES if t in CFG.report]
     figures = [f"figures/{CFG.profile}/{f}.png" for f in FIGURES if f in CFG.report]
     heldout = [f"tables/{CFG.profile}/heldout.md"] if CFG.heldout else []
-    return tables + figures + heldout
+    curves = [f"figures/{CFG.profile}/curves"] if CFG.experiments else []
+    return tables + figures + heldout + curves
 
 
 def figure_inputs(wildcards):

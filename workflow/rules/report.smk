@@ -52,3 +52,22 @@ rule figure:
     shell:
         "repro report figure {wildcards.figure} --config {params.config:q} --runs {params.runs:q} --out {output.png:q} "
         "{params.mirror} > {log:q} 2>&1"
+
+
+rule training_curves:
+    """A training-curve figure per trained run, from the train_log.jsonl each training job writes."""
+    input:
+        expand(f"{RUNS}/experiments/{{experiment}}/adapter", experiment=CFG.experiments),
+    output:
+        directory(f"figures/{CFG.profile}/curves"),
+    log:
+        f"{RUNS}/logs/training_curves.log",
+    params:
+        config=CONFIG_FILE,
+        runs=RUNS,
+    resources:
+        **needs(mem_gb=4, hours=1),
+    conda:
+        ENV
+    shell:
+        "repro report curves --config {params.config:q} --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
