@@ -223,6 +223,67 @@ def test_lm_eval_runs_the_four_pinned_tasks_on_the_tiny_model(tiny_model_dir, st
     assert payload["n_samples"]["repro_arc_challenge"]["original"] == 1172
     assert "validation" in payload["fewshot_source"]["hellaswag"]
     assert len(payload["task_files_sha256"]) == 4 + 57 and set(payload["data_sha256"]) == set(data)
+    # lm-eval's own outputs are kept: its results file and per-sample logs, from which the standard error follows
+    outputs = Path(payload["lm_eval_outputs"])
+    assert len(list(outputs.rglob("results_*.json"))) == 1
+    arc_samples = [json.loads(line) for path in outputs.rglob("samples_repro_arc_challenge_*.jsonl")
+                   for line in path.read_text().splitlines()]
+    accuracies = [float(sample["acc"]) for sample in arc_samples]
+    assert len(accuracies) == 2 and scores["arc_challenge"] == pytest.approx(100 * sum(accuracies) / 2)
+    mean = sum(accuracies) / 2
+    by_hand = 100 * (sum((a - mean) ** 2 for a in accuracies) / (2 - 1)) ** 0.5 / 2 ** 0.5  # sample sd / sqrt(n)
+    assert payload["stderr"]["arc_challenge"] == pytest.approx(by_hand)
+    assert set(payload["stderr"]) == set(shots)
+
+
+def test_a_killed_lm_eval_job_answers_from_its_cache_when_rerun(tiny_model_dir, store, tmp_path):
+    """Kill a scoring job once it has cached some answers; the rerun computes only the rest (fewer tokens) and
+    gives the scores of an uninterrupted run. Weights written again (a new modification time) get a cache of
+    their own: lm-eval keys its cache by the request alone."""
+    import signal
+    import sqlite3
+
+    from repro.evaluate.lm_eval_run import write_eval_data
+
+    data = write_eval_data(store, tmp_path / "data")
+
+    def command(out, *extra):
+        return [sys.executable, "-m", "repro.cli", "evaluate", "lm-eval", "--model", str(tiny_model_dir),
+                "--data", str(tmp_path / "data"), "--tasks", "hellaswag", "--limit", "60", "--batch-size", "1",
+                "--out", str(out), *extra]
+
+    whole = subprocess.run(command(tmp_path / "whole.json", "--no-cache"), capture_output=True, text=True, cwd=ROOT)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    uninterrupted = json.loads((tmp_path / "whole.json").read_text())
+
+    out = tmp_path / "killed.json"
+    job = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    cached = 0
+    while job.poll() is None and cached < 20:
+        for db in out.parent.glob("killed.cache/*.db"):
+            try:
+                with sqlite3.connect(db, timeout=0.1) as connection:
+                    cached = connection.execute("select count(*) from unnamed").fetchone()[0]
+            except sqlite3.Error:
+                pass
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert job.returncode == -signal.SIGKILL and not out.exists(), "the job ended before it could be killed"
+
+    rerun = subprocess.run(command(out), capture_output=True, text=True, cwd=ROOT)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    resumed = json.loads(out.read_text())
+    assert resumed["scores"] == uninterrupted["scores"]
+    computed = resumed["tokens_computed"]  # the shared-context scorer's count of what it computed
+    assert 0 < computed["requests"] < uninterrupted["tokens_computed"]["requests"]
+    assert 0 < computed["shared"] < uninterrupted["tokens_computed"]["shared"]
+    again = subprocess.run(command(out), capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0 and json.loads(out.read_text())["tokens_computed"]["requests"] == 0
+    weights = tiny_model_dir / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1))
+    retrained = subprocess.run(command(out), capture_output=True, text=True, cwd=ROOT)
+    assert retrained.returncode == 0
+    assert json.loads(out.read_text())["tokens_computed"] == uninterrupted["tokens_computed"]
 
 
 def test_rouge_against_values_worked_out_by_hand():

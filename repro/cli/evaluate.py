@@ -86,6 +86,9 @@ def register(commands) -> None:
     p.add_argument("--batch-size", type=positive_int)
     p.add_argument("--device", default="cpu")
     p.add_argument("--tensor-parallel", type=positive_int, default=1, help="GPUs of the vllm backend's engine")
+    p.add_argument("--no-cache", action="store_true",
+                   help="compute every request (by default lm-eval's request cache beside --out answers the "
+                        "requests an earlier, killed run of the same weights already computed)")
     p.set_defaults(func=lm_eval)
 
 
@@ -141,7 +144,8 @@ def lm_eval(args) -> int:
                           adapter=args.adapter, backend=args.backend or settings.backend,
                           limit=args.limit if args.limit is not None else settings.limit,
                           batch_size=args.batch_size or settings.batch_size, device=args.device,
-                          tensor_parallel=args.tensor_parallel)
+                          tensor_parallel=args.tensor_parallel, log_samples=settings.log_samples,
+                          cache=not args.no_cache)
     print(json.dumps(payload["scores"]))
     return 0
 

@@ -10,7 +10,9 @@ recorded with the scores. Provenance (lm-eval version, per-task config and hash,
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -113,9 +115,15 @@ LM_EVAL_MODELS = {"hf": "hf", "shared": "repro_shared", "vllm": "vllm"}
 
 def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[str, int],
                 adapter: str | None = None, backend: str = "shared", limit: int | None = None, batch_size: int = 8,
-                device: str = "cpu", dtype: str = "auto", tensor_parallel: int = 1) -> dict:
+                device: str = "cpu", dtype: str = "auto", tensor_parallel: int = 1, log_samples: bool = True,
+                cache: bool = True) -> dict:
+    """Score `model` (+ `adapter`) on the tasks of `data` and write `out`: point scores and standard errors
+    (x100), with lm-eval's own results and per-sample logs under `<out>.lm_eval/` (its EvaluationTracker
+    layout) and its request cache under `<out>.cache/`, keyed by the model, adapter and task files, so a killed
+    job answers the requests it already computed from the cache when rerun."""
     import lm_eval
     from lm_eval.api.registry import get_model
+    from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
     if backend == "shared":
@@ -128,19 +136,29 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
     # only our task files are indexed (lm-eval's thousands of defaults cost ~10 s; ours include theirs by path)
     tasks = TaskManager(include_path=str(task_dir), include_defaults=False)
     lm = get_model(LM_EVAL_MODELS[backend]).create_from_arg_string(args, {"batch_size": batch_size, "device": device})
-    results = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=tasks, limit=limit, log_samples=False)
-    scores = {}
+    cache_db = _cache_prefix(out, model, adapter, args, task_dir) if cache else None
+    tracker = EvaluationTracker(output_path=str(out.with_name(out.stem + ".lm_eval"))) if log_samples else None
+    results = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=tasks, limit=limit, log_samples=log_samples,
+                                      use_cache=cache_db, evaluation_tracker=tracker)
+    if tracker is not None:  # lm-eval's own layout: results_<date>.json and samples_<task>_<date>.jsonl
+        samples = results.pop("samples")
+        tracker.save_results_aggregated(results=results, samples=samples)
+        for task in samples:
+            tracker.save_results_samples(task_name=task, samples=samples[task])
+    scores, stderr = {}, {}
     for task, metric in METRICS.items():
         name = f"repro_{task}"
         if name in results["results"]:
             scores[task] = 100 * float(results["results"][name][f"{metric},none"])
+            stderr[task] = _stderr(results["results"][name].get(f"{metric}_stderr,none"))
     if len(scores) == 4:
         scores["avg"] = sum(scores.values()) / 4  # the paper's Avg. column
     payload = {
-        "benchmark": "lm_eval", "scores": scores, "metrics": {t: METRICS[t] for t in shots},
+        "benchmark": "lm_eval", "scores": scores, "stderr": stderr, "metrics": {t: METRICS[t] for t in shots},
         "num_fewshot": shots, "fewshot_source": {t: FEWSHOT_SOURCE[t] for t in shots}, "limit": limit,
         "model": model, "adapter": adapter, "backend": backend,
-        "tokens_computed": getattr(lm, "tokens_computed", None),
+        "tokens_computed": getattr(lm, "tokens_computed", None), "cache": cache_db and f"{cache_db}_rank0.db",
+        "lm_eval_outputs": tracker and str(out.with_name(out.stem + ".lm_eval")),
         "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
         "n_samples": results.get("n-samples"),
         "task_files_sha256": {p.stem: sha256_file(p) for p in sorted(task_dir.glob("*.yaml"))},
@@ -153,6 +171,34 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
     }
     write_json(out, payload)
     return payload
+
+
+def _stderr(value) -> float | None:
+    """lm-eval's standard error, x100 like the scores; None where it gives none ('N/A', a group without one)."""
+    try:
+        value = 100 * float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _cache_prefix(out: Path, model: str, adapter: str | None, args: str, task_dir: Path) -> str:
+    """lm-eval's request cache for these weights and tasks: a retrained adapter or changed task files get a new
+    one (lm-eval keys its cache by request alone)."""
+    parts = {"model_args": args, "tasks": {p.name: sha256_file(p) for p in sorted(task_dir.glob("*.yaml"))},
+             "model": _weights_identity(model), "adapter": adapter and _weights_identity(adapter)}
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    return str(out.with_name(out.stem + ".cache") / key)
+
+
+def _weights_identity(path: str) -> dict | str:
+    """A local folder's weight files by name, size and modification time (hashing 26 GB would take minutes);
+    a hub id as itself."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+    return {p.name: [p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.iterdir())
+            if p.suffix in (".safetensors", ".bin", ".pt") or p.name.endswith(".json")}
 
 
 def model_args(model: str, adapter: str | None, backend: str, dtype: str = "auto", tensor_parallel: int = 1) -> str:

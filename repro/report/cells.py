@@ -25,6 +25,7 @@ class Value:
     file: str | None = None  # the score file it was read from
     local_judge: bool = False  # AlpacaEval judged by a local model: not comparable with GPT-4
     generated_data: bool = False  # trained or scored on project-generated schema samples
+    stderr: float | None = None  # lm-eval's standard error of a benchmark score (None: not given)
 
 
 def score_file(runs: Path, source: str, column: str) -> Path | None:
@@ -61,6 +62,9 @@ def read_value(runs: Path, source: str, column: str, store=None, generated: bool
     data = json.loads(path.read_text())
     if column in LM_EVAL_KEY:
         value = data["scores"].get(LM_EVAL_KEY[column])
+        stderr = (data.get("stderr") or {}).get(LM_EVAL_KEY[column])
+        if value is not None and isinstance(stderr, (int, float)) and math.isfinite(stderr):
+            return Value(value, source, str(path), generated_data=generated, stderr=stderr)
     elif column in ROUGE_KEY:
         value = data[ROUGE_KEY[column]]
     elif column == "alpaca_eval":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Cell:
     local_judge: bool = False
     generated_data: bool = False
     gamma: float | None = None  # the CUT run's dynamic-weighting exponent (None: not a CUT run)
+    stderr: float | None = None  # lm-eval's standard error of the reproduced score
 
     @property
     def diff(self) -> float | None:
@@ -118,7 +120,7 @@ def build_table(name: str, config, runs: str | Path, store=None) -> Table:
                 from_samples = source in generated and (not source.startswith("base-") or column in ROUGE_KEY)
                 got = read_value(runs, source, column, store, from_samples) if source else Value(None, None)
                 cells.append(Cell(column, got.value, paper_value, source, got.local_judge, got.generated_data,
-                                  gamma))
+                                  gamma, got.stderr))
             _fill_average(cells)
             table.rows.append((_label(label, cells, len(variants) > 1), cells))
     measured = runs / AGREEMENT_FILE
@@ -155,6 +157,9 @@ def _fill_average(cells: list[Cell]) -> None:
         parts = [by_column[c].reproduced for c in RANKING]
         if all(p is not None for p in parts):
             by_column["avg"].reproduced = sum(parts) / len(parts)
+            errors = [by_column[c].stderr for c in RANKING]
+            if all(e is not None for e in errors):  # the four benchmarks' samples are independent
+                by_column["avg"].stderr = math.sqrt(sum(e * e for e in errors)) / len(errors)
 
 
 def generated_runs(config) -> set[str]:
@@ -192,10 +197,16 @@ def _fmt(value: float | None, signed: bool = False, whole: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
+def _reproduced(c: Cell, plus_minus: str = " ± ") -> str:
+    """The reproduced value, with lm-eval's standard error where there is one (benchmark cells)."""
+    text = _fmt(c.reproduced, whole=c.column == "judgments")
+    return text + (f"{plus_minus}{c.stderr:.2f}" if c.stderr is not None and c.reproduced is not None else "")
+
+
 def _cell_text(c: Cell) -> str:
     whole = c.column == "judgments"
     gamma = "" if c.gamma is None else f" (γ {c.gamma:g})"
-    return (f"{_fmt(c.reproduced, whole=whole)}{_marks(c)} / {_fmt(c.paper, whole=whole)} / "
+    return (f"{_reproduced(c)}{_marks(c)} / {_fmt(c.paper, whole=whole)} / "
             f"{_fmt(c.diff, True, whole)}{gamma}")
 
 
@@ -208,7 +219,8 @@ def to_markdown(table: Table) -> str:
     lines = [f"# Table {table.name.removeprefix('table')}: {table.title}", "",
              f"Profile **{table.profile}**; paper values from {paper.VERSION}. Each cell: reproduced / paper / "
              "difference, and for a CUT run the γ it trained with (0 = the released code, no dynamic weighting; "
-             "> 0 = the paper's Eq. 6). '-': not run in this profile (or not in the paper).", "",
+             "> 0 = the paper's Eq. 6); ± is lm-eval's standard error of a benchmark score (Avg.: the four "
+             "combined as independent). '-': not run in this profile (or not in the paper).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, cells in table.rows:
         runs = sorted({c.source for c in cells if c.source})
@@ -223,12 +235,13 @@ def to_csv(table: Table) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["table", "profile", "row", "column", "reproduced", "paper", "diff", "run", "gamma",
-                     "local_judge", "generated_data", "paper_version"])
+                     "local_judge", "generated_data", "paper_version", "stderr"])
     for key, cells in table.rows:
         for c in cells:
             writer.writerow([table.name, table.profile, key, c.column, "" if c.reproduced is None else c.reproduced,
                              "" if c.paper is None else c.paper, "" if c.diff is None else c.diff, c.source or "",
-                             "" if c.gamma is None else c.gamma, c.local_judge, c.generated_data, paper.VERSION])
+                             "" if c.gamma is None else c.gamma, c.local_judge, c.generated_data, paper.VERSION,
+                             "" if c.stderr is None else c.stderr])
     return out.getvalue()
 
 
@@ -242,7 +255,7 @@ def to_latex(table: Table) -> str:
     lines = [r"\begin{tabular}{l" + "c" * len(table.columns) + "}", r"\toprule",
              " & ".join(["Row"] + [esc(LABELS.get(c, c)) for c in table.columns]) + r" \\", r"\midrule"]
     for key, cells in table.rows:
-        parts = [_fmt(c.reproduced) + (DAGGER if c.local_judge else "") + (DDAGGER if c.generated_data else "")
+        parts = [_reproduced(c, r"$\pm$") + (DAGGER if c.local_judge else "") + (DDAGGER if c.generated_data else "")
                  + f" ({_fmt(c.paper)})" for c in cells]
         lines.append(" & ".join([esc(key)] + parts) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}",
