@@ -245,7 +245,7 @@ def test_a_killed_lm_eval_job_answers_from_its_cache_when_rerun(tiny_model_dir, 
 
     from repro.evaluate.lm_eval_run import write_eval_data
 
-    data = write_eval_data(store, tmp_path / "data")
+    write_eval_data(store, tmp_path / "data")
 
     def command(out, *extra):
         return [sys.executable, "-m", "repro.cli", "evaluate", "lm-eval", "--model", str(tiny_model_dir),
