@@ -295,13 +295,12 @@ class JudgeSpec(Strict):
     kind: Literal["openai", "local", "ai_judge"]
     model: str  # openai: the API model id; local / ai_judge: a key of `models`
     adapter_experiment: str | None = None  # ai_judge: the experiment whose adapter turns `model` into the judge
-    base_url: str = "https://api.openai.com/v1"
+    base_url: str | None = None  # None: OPENAI_BASE_URL, else https://api.openai.com/v1
     api_key_env: str = "OPENAI_API_KEY"
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(1024, gt=0)
     timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(8, ge=0)  # on 429, 5xx and dropped connections, with exponential backoff
-    backoff_s: float = Field(1.0, ge=0)  # first wait; doubles per retry, capped at 60 s (a Retry-After header wins)
+    max_retries: int = Field(8, ge=0)  # on 429, 5xx and dropped connections: the openai SDK's backoff and jitter
     max_concurrency: int = Field(8, gt=0)
     # this many calls in a row failing after their retries stop the run (a server that will not heal); one
     # failure among successes does not

@@ -64,6 +64,8 @@ class FlakyChatServer:
         self.answered_after_restart = 0
         self.starts = 0
         self.requests = 0
+        self.refused_at: list[float] = []
+        self.answered_at: list[float] = []
         self.lock = threading.Lock()
         self.port = port
         self.start()
@@ -86,11 +88,13 @@ class FlakyChatServer:
                 if fault == "drop":
                     self.connection.shutdown(socket.SHUT_RDWR)  # no answer at all
                     return
-                if fault in ("429", "500"):
-                    self.send_response(int(fault))
-                    if fault == "429":
-                        self.send_header("Retry-After", "0")
+                if fault and fault.split(":")[0] in ("429", "500"):  # 429:<Retry-After value>
+                    self.send_response(int(fault.split(":")[0]))
+                    if fault.startswith("429"):
+                        self.send_header("Retry-After", fault.partition(":")[2] or "0")
                     self.end_headers()
+                    with server.lock:
+                        server.refused_at.append(time.monotonic())
                     return
                 if fault == "401":  # a proxy that echoes the request's headers into its error
                     self.send_response(401)
@@ -117,6 +121,7 @@ class FlakyChatServer:
                                       "usage": usage}).encode()
                 time.sleep(0.8 if fault == "slow" else 0.02)  # latency: a restart or a signal lands mid-run
                 with server.lock:
+                    server.answered_at.append(time.monotonic())
                     server.answered[user] += 1
                     server.answered_after_restart += server.starts > 1
                 self.send_response(200)
@@ -139,7 +144,7 @@ class FlakyChatServer:
 def _config(port: int, concurrency: int = 3, retries: int = 8) -> object:
     return config_from_dict({"profile": "t", "models": {"m": {"source": "tiny"}}, "judges": {"gpt-4": {
         "kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "REPRO_TEST_KEY",
-        "max_concurrency": concurrency, "max_retries": retries, "backoff_s": 0.05, "timeout_s": 10.0,
+        "max_concurrency": concurrency, "max_retries": retries, "timeout_s": 10.0,
         "usd_per_1m_input_tokens": 30.0, "usd_per_1m_output_tokens": 60.0}}})
 
 
@@ -331,7 +336,7 @@ def test_a_full_disk_mid_run_stops_the_judge_and_pays_nothing_it_cannot_keep(tmp
     config = tmp_path / "c.json"
     config.write_text(json.dumps({"profile": "t", "models": {}, "judges": {"gpt-4": {
         "kind": "openai", "model": "gpt-4", "base_url": f"http://127.0.0.1:{server.port}/v1",
-        "api_key_env": "REPRO_TEST_KEY", "max_concurrency": 2, "backoff_s": 0.05}}}))
+        "api_key_env": "REPRO_TEST_KEY", "max_concurrency": 2}}}))
     args = [sys.executable, "-m", "repro.cli", "judge", "--config", str(config), "--judge", "gpt-4", "--inputs",
             str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "out.jsonl"), "--cache", str(tmp_path / "c.jsonl")]
     env = {**os.environ, "REPRO_TEST_KEY": "k", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -403,14 +408,34 @@ def test_a_key_is_redacted_in_every_form_a_server_echoes(tmp_path, monkeypatch):
     assert "sk-live" not in str(caught.value) and "[redacted]" in str(caught.value)
 
 
-def test_a_retry_hint_that_is_not_a_finite_number_is_ignored():
-    import httpx
+@pytest.mark.parametrize("hint, least, most", [("2", 2.0, 3.5), ("nan", 0.3, 1.5), ("-5", 0.3, 1.5)])
+def test_a_retry_after_hint_is_honoured_when_it_is_a_sane_number(tmp_path, monkeypatch, hint, least, most):
+    """A 429 saying Retry-After: 2 is retried 2 s later; a hint that is not a finite number >= 0 falls back to the
+    SDK's backoff (0.5 s, less up to 25% jitter) instead of a crash or a wait without end."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "k")
+    write_jsonl(tmp_path / "in.jsonl", _responses(1))
+    server = FlakyChatServer({"Task number 0.": [f"429:{hint}"]})
+    summary = judge_file("gpt-4", _config(server.port, concurrency=1, retries=2), tmp_path / "in.jsonl",
+                         tmp_path / "out.jsonl")
+    server.stop()
+    waited = server.answered_at[0] - server.refused_at[0]
+    assert summary["calls_now"] == 1 and least <= waited <= most, waited
 
-    from repro.judge.openai_api import _retry_after
 
-    for hint in ("-5", "nan", "inf", "soon"):
-        assert _retry_after(httpx.Response(429, headers={"retry-after": hint}), 1.5) == 1.5
-    assert _retry_after(httpx.Response(429, headers={"retry-after": "2"}), 1.5) == 2.0
+def test_the_judge_honours_openai_base_url_when_the_config_names_no_endpoint(tmp_path, monkeypatch):
+    """OPENAI_BASE_URL, which the openai SDK and alpaca_eval read, reaches the judge; a config's base_url wins."""
+    monkeypatch.setenv("REPRO_TEST_KEY", "k")
+    write_jsonl(tmp_path / "in.jsonl", _responses(2))
+    server = FlakyChatServer()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.port}/v1")
+    config = config_from_dict({"profile": "t", "models": {}, "judges": {"gpt-4": {
+        "kind": "openai", "model": "gpt-4", "api_key_env": "REPRO_TEST_KEY", "max_retries": 0}}})
+    summary = judge_file("gpt-4", config, tmp_path / "in.jsonl", tmp_path / "out.jsonl")
+    assert summary["calls_now"] == 2 and sum(server.answered.values()) == 2
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")  # nothing listens there
+    summary = judge_file("gpt-4", _config(server.port), tmp_path / "in.jsonl", tmp_path / "again.jsonl")
+    server.stop()
+    assert summary["calls_now"] == 2 and sum(server.answered.values()) == 4
 
 
 def test_sigterm_stops_sending_and_keeps_every_answer_in_flight(tmp_path):

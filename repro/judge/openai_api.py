@@ -1,25 +1,24 @@
-"""A judge behind any OpenAI-compatible chat-completions endpoint (GPT-4 for the paper).
+"""A judge behind any OpenAI-compatible chat-completions endpoint (GPT-4 for the paper), through the openai SDK.
 
-Temperature 0, a timeout per request, retries with exponential backoff on 429, 5xx and dropped or refused
-connections (a Retry-After header wins), other 4xx fail at once; 401 and 403 mark the error as one that stops
-the whole run (the key or its rights are wrong for every item). Token usage and its price are returned per call so
-a run can account for its cost. The API key is read from the environment and never written anywhere: error
-messages carry the server's answer with the key and any Authorization / api-key value blanked out.
+Temperature 0 and a timeout per request; the SDK retries 408, 409, 429, 5xx and dropped or refused connections
+with exponential backoff and jitter (0.5 s doubling to 8 s, less up to 25%), honouring `retry-after-ms` and
+`Retry-After` in seconds or as a date (up to 60 s); other 4xx fail at once. 401 and 403 mark the error as one that
+stops the whole run (the key or its rights are wrong for every item). Token usage and its price are returned per
+call so a run can account for its cost. The endpoint is the config's `base_url`, else OPENAI_BASE_URL, else
+OpenAI's. The API key is read from the environment and never written anywhere: error messages carry the server's
+answer with the key and any Authorization / api-key value blanked out.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-import time
 from urllib.parse import quote
 
 import httpx
 
-RETRY_STATUS = {408, 409, 429}
+OPENAI_URL = "https://api.openai.com/v1"
 AUTH_STATUS = {401, 403}
-MAX_WAIT_S = 60.0
 # header values a server or proxy may echo back in an error body
 _ECHOED_SECRET = re.compile(
     r"(?i)((?:authorization|api[-_]?key|x-api-key)[\"']?\s*[:=]\s*[\"']?)(bearer\s+)?[^\s\"',}]+")
@@ -46,45 +45,51 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     return _BEARER.sub("Bearer [redacted]", text)
 
 
+def endpoint(spec) -> str:
+    """The config's base_url, else OPENAI_BASE_URL (as the openai SDK and alpaca_eval read it), else OpenAI's."""
+    return (spec.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+
+
 class OpenAIChatJudge:
-    def __init__(self, spec, sleep=time.sleep):
+    def __init__(self, spec):
+        import openai
+
         self.spec = spec
-        self.sleep = sleep
+        self.base_url = endpoint(spec)
         key = os.environ.get(spec.api_key_env, "")
-        if not key and "api.openai.com" in spec.base_url:
-            raise JudgeAPIError(f"the judge calls {spec.base_url}: set {spec.api_key_env} to your API key", True)
+        if not key and "api.openai.com" in self.base_url:
+            raise JudgeAPIError(f"the judge calls {self.base_url}: set {spec.api_key_env} to your API key", True)
         self._secrets = (key,)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(base_url=spec.base_url.rstrip("/"), headers=headers,
-                                   timeout=httpx.Timeout(spec.timeout_s, connect=min(10.0, spec.timeout_s)))
+        # a local server may want no key; the SDK insists on one and sends it as a bearer token
+        self.client = openai.OpenAI(base_url=self.base_url, api_key=key or "no-key", max_retries=spec.max_retries,
+                                    timeout=httpx.Timeout(spec.timeout_s, connect=min(10.0, spec.timeout_s)))
 
     def identity(self) -> dict:
         return {"kind": "openai", "model": self.spec.model, "temperature": self.spec.temperature,
                 "max_tokens": self.spec.max_tokens}
 
     def complete(self, messages: list[dict]) -> dict:
-        body = {"model": self.spec.model, "messages": messages, "temperature": self.spec.temperature,
-                "max_tokens": self.spec.max_tokens}
-        problem = ""
-        for attempt in range(self.spec.max_retries + 1):
-            wait = min(self.spec.backoff_s * 2 ** attempt, MAX_WAIT_S)
-            try:
-                response = self.client.post("/chat/completions", json=body)
-            except httpx.TransportError as err:  # refused, reset, dropped mid-answer, timed out
-                problem = redact(f"{type(err).__name__}: {err}", self._secrets)
-            else:
-                if response.status_code == 200:
-                    return self._read(response, attempt)
-                problem = f"HTTP {response.status_code}: {redact(response.text, self._secrets)[:200]}"
-                if response.status_code < 500 and response.status_code not in RETRY_STATUS:
-                    auth = response.status_code in AUTH_STATUS
-                    raise JudgeAPIError(f"{self.spec.base_url}: {problem} (not retried"
-                                        + ("; the key or its permissions are refused" if auth else "") + ")", auth)
-                wait = _retry_after(response, wait)
-            if attempt < self.spec.max_retries:
-                self.sleep(wait)
-        raise JudgeAPIError(f"{self.spec.base_url}: gave up after {self.spec.max_retries + 1} attempts; last: "
-                            f"{problem}")
+        import openai
+
+        try:
+            raw = self.client.chat.completions.with_raw_response.create(
+                model=self.spec.model, messages=messages, temperature=self.spec.temperature,
+                max_tokens=self.spec.max_tokens)
+        except openai.APIStatusError as err:
+            status = err.response.status_code
+            problem = f"HTTP {status}: {redact(err.response.text, self._secrets)[:200]}"
+            if status < 500 and status not in (408, 409, 429):
+                auth = status in AUTH_STATUS
+                refused = "; the key or its permissions are refused" if auth else ""
+                raise JudgeAPIError(f"{self.base_url}: {problem} (not retried{refused})", auth) from None
+            raise self._gave_up(problem) from None
+        except openai.APIConnectionError as err:  # refused, reset, dropped mid-answer, timed out
+            cause = err.__cause__ or err
+            raise self._gave_up(redact(f"{type(cause).__name__}: {cause}", self._secrets)) from None
+        return self._read(raw.http_response, getattr(raw, "retries_taken", 0))
+
+    def _gave_up(self, problem: str) -> JudgeAPIError:
+        return JudgeAPIError(f"{self.base_url}: gave up after {self.spec.max_retries + 1} attempts; last: {problem}")
 
     def _read(self, response: httpx.Response, attempt: int) -> dict:
         """The answer of a paid call. Its text must be a string; an answer that is not (null, a number, a list) is
@@ -95,7 +100,7 @@ class OpenAIChatJudge:
             message = payload["choices"][0]["message"]
             text = message["content"]
         except (ValueError, KeyError, IndexError, TypeError) as err:
-            raise JudgeAPIError(f"{self.spec.base_url}: malformed answer ({err}): "
+            raise JudgeAPIError(f"{self.base_url}: malformed answer ({err}): "
                                 f"{redact(response.text, self._secrets)[:200]}") from None
         usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
         tokens = {field: usage.get(field) for field in ("prompt_tokens", "completion_tokens")}
@@ -114,11 +119,3 @@ class OpenAIChatJudge:
     def close(self) -> None:
         self.client.close()
 
-
-def _retry_after(response: httpx.Response, default: float) -> float:
-    """The server's Retry-After in seconds, where it is a finite number >= 0; otherwise our own backoff."""
-    try:
-        value = float(response.headers.get("retry-after", default))
-    except ValueError:
-        return default
-    return min(value, MAX_WAIT_S) if math.isfinite(value) and value >= 0 else default
