@@ -12,7 +12,7 @@ class MirrorServer:
     """Serves a folder; `mode` can make the next responses corrupt or cut short."""
 
     def __init__(self, root: Path):
-        self.root, self.mode, self.requests = root, "good", []
+        self.root, self.mode, self.requests, self.authorization = root, "good", [], []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -21,6 +21,7 @@ class MirrorServer:
 
             def do_GET(self):
                 server.requests.append(self.path)
+                server.authorization.append(self.headers.get("Authorization"))
                 path = server.root / self.path.lstrip("/")
                 if not path.is_file():
                     self.send_error(404)

@@ -105,3 +105,29 @@ def test_archive_member_is_extracted_and_checked(tmp_path):
     with pytest.raises(ChecksumError):
         extract_member(archive, "inner/x.jsonl", tmp_path / "bad" / "x.jsonl", "0" * 64)
     assert _files(tmp_path / "bad") == []
+
+
+def test_hub_files_follow_hf_endpoint_hf_home_token_and_hf_hub_offline(tmp_path, mirror, monkeypatch):
+    """The LLaMA-2 tokenizer, a gated hub file: fetched from HF_ENDPOINT with the token `huggingface-cli login`
+    saved under HF_HOME (checked against its pinned sha256); under HF_HUB_OFFLINE nothing is requested and the
+    error says where the file must be instead."""
+    path = "meta-llama/Llama-2-13b-chat-hf/resolve/main/tokenizer.model"
+    served = tmp_path / "hub"
+    (served / path).parent.mkdir(parents=True)
+    shutil.copy(mirror / "tokenizers/llama-2/tokenizer.model", served / path)
+    (tmp_path / "hf_home").mkdir()
+    (tmp_path / "hf_home/token").write_text("hf_saved_by_login\n")
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "REPRO_DATA_BASE_URL", "REPRO_DATA_MIRROR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    tokenizer = ("llama-2-tokenizer", "tokenizers/llama-2/tokenizer.model")
+    with MirrorServer(served) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+        with pytest.raises(DataError, match="HF_HUB_OFFLINE is set"):
+            DataStore(cache=tmp_path / "cache", retries=1).path(*tokenizer)
+        assert hub.requests == []
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        got = DataStore(cache=tmp_path / "cache", retries=1).path(*tokenizer)
+    assert got.read_bytes() == (mirror / "tokenizers/llama-2/tokenizer.model").read_bytes()
+    assert hub.requests == ["/" + path] and hub.authorization == ["Bearer hf_saved_by_login"]

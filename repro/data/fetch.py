@@ -4,6 +4,8 @@ Order: a mirror (``REPRO_DATA_MIRROR`` or ``mirror=``) is a local folder in the 
 cache (``REPRO_DATA_CACHE``, default ``~/.cache/repro/data``); else the file is downloaded from its canonical URL,
 or from ``REPRO_DATA_BASE_URL/<path>`` when that is set (an HTTP mirror in the canonical layout). Downloads are
 checksummed while they stream and written atomically: a corrupt or interrupted download leaves nothing behind.
+Hugging Face files follow the hub's own variables: ``HF_ENDPOINT`` (another hub), ``HF_HUB_OFFLINE`` (no hub
+download at all) and the token of ``HF_TOKEN`` or of ``huggingface-cli login`` (``$HF_HOME/token``).
 """
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ class DataStore:
         elif entry.archive:
             url, member = entry.archive, entry.member
         elif entry.url:
-            url, member = entry.url, None
+            url, member = hub_url(entry.url), None
         else:
             raise DataError(dest, None, None, f"'{entry.path}' has no public download; put it in a mirror folder "
                             "and set REPRO_DATA_MIRROR")
@@ -138,11 +140,38 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: flo
     return dest
 
 
-def _request(url: str) -> urllib.request.Request:
-    """Gated hub files (the tokenizers) need a token: HF_TOKEN, sent only to huggingface.co, never logged."""
-    request = urllib.request.Request(url)
+HUB_ORIGIN = "https://huggingface.co"
+
+
+def _hub_endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or HUB_ORIGIN).rstrip("/")
+
+
+def hub_url(url: str) -> str:
+    """A hub file's URL on HF_ENDPOINT; refused under HF_HUB_OFFLINE (the mirror or the cache must hold it)."""
+    if not url.startswith(HUB_ORIGIN + "/"):
+        return url
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        raise PermanentDataError(url, None, None, "HF_HUB_OFFLINE is set, and the file is neither in the mirror "
+                                 "(REPRO_DATA_MIRROR) nor in the download cache (REPRO_DATA_CACHE)")
+    return _hub_endpoint() + url[len(HUB_ORIGIN):]
+
+
+def _hub_token() -> str | None:
+    """HF_TOKEN, else the token `huggingface-cli login` saved (HF_TOKEN_PATH, else $HF_HOME/token)."""
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
-    if token and urllib.parse.urlparse(url).hostname == "huggingface.co":
+    if token:
+        return token
+    home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface").expanduser()
+    saved = Path(os.environ.get("HF_TOKEN_PATH") or home / "token").expanduser()
+    return saved.read_text().strip() or None if saved.is_file() else None
+
+
+def _request(url: str) -> urllib.request.Request:
+    """Gated hub files (the tokenizers) need a token, sent only to the hub's host, never logged."""
+    request = urllib.request.Request(url)
+    hub_host = urllib.parse.urlparse(_hub_endpoint()).netloc
+    if urllib.parse.urlparse(url).netloc == hub_host and (token := _hub_token()):
         request.add_header("Authorization", f"Bearer {token}")
     return request
 
