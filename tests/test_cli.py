@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,10 @@ def repro(*args, env_mirror, check=True):
 
 def test_prepare_writes_records_and_provenance(tmp_path, mirror):
     out = tmp_path / "shepherd.jsonl"
-    repro("data", "prepare", "shepherd", "--out", str(out), env_mirror=mirror)
+    done = repro("data", "prepare", "shepherd", "--out", str(out), env_mirror=mirror)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 1317
+    assert json.loads(done.stdout)["rows"] == 1317  # the summary on stdout, as every command prints its own
     assert {"instruction", "input", "output", "judgment", "source_index"} <= set(rows[0])
     meta = json.loads((tmp_path / "shepherd.meta.json").read_text())
     assert meta["stats"]["read"] == 1317
@@ -35,9 +37,10 @@ def test_prepare_writes_records_and_provenance(tmp_path, mirror):
 
 def test_instances_contract(tmp_path, mirror):
     out = tmp_path / "iter1.jsonl"
-    repro("data", "instances", "cut-iter1", "--downsample", "0.25", "--seed", "42", "--out", str(out),
-          env_mirror=mirror)
+    done = repro("data", "instances", "cut-iter1", "--downsample", "0.25", "--seed", "42", "--out", str(out),
+                 env_mirror=mirror)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert isinstance(json.loads(done.stdout), dict) and done.stderr == ""
     assert len(rows) == 358
     assert {r["kind"] for r in rows} == {"align_p", "align_n"}
     for r in rows:
@@ -97,3 +100,36 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"repro {version('repro')}"
+
+
+def test_stop_ends_only_the_jobs_of_the_named_run_folder(tmp_path):
+    """After a hard-killed workflow: `repro stop --runs runs/smoke` ends the repro jobs naming runs/smoke that
+    run in the project, and leaves another profile's job and a job of another project running (the recipe
+    it replaces, `pkill -f "repro "`, ended all three and any other process with "repro " in its command)."""
+    import os
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+
+    def job(cwd, runs):  # a process whose command line is a repro job's
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "repro.cli", "train",
+                                 "--out", f"{runs}/experiments/x/adapter"], cwd=cwd)
+
+    ours, other_profile, other_project = job(project, "runs/smoke"), job(project, "runs/small"), job(elsewhere,
+                                                                                                      "runs/smoke")
+    try:
+        time.sleep(0.5)
+        listed = subprocess.run([sys.executable, "-m", "repro.cli", "stop", "--runs", "runs/smoke", "--project",
+                                 str(project), "--dry-run"], capture_output=True, text=True, check=True)
+        assert listed.stdout.startswith(f"{ours.pid} ") and "1 jobs of runs/smoke" in listed.stdout
+        done = subprocess.run([sys.executable, "-m", "repro.cli", "stop", "--runs", "runs/smoke", "--project",
+                               str(project), "--grace", "5"], capture_output=True, text=True, check=True)
+        assert "stopped 1 jobs" in done.stdout
+        assert ours.wait(timeout=10) == -15  # SIGTERM
+        assert other_profile.poll() is None and other_project.poll() is None
+    finally:
+        for process in (ours, other_profile, other_project):
+            if process.poll() is None:
+                os.kill(process.pid, 9)
+                process.wait()

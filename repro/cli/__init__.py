@@ -11,10 +11,10 @@ import errno
 import os
 import sys
 
-from repro.cli import check, data, evaluate, generate, model, online, report, train
+from repro.cli import check, data, evaluate, generate, model, online, report, stop, train
 from repro.cli.common import OneLineParser
 
-STAGES = (data, model, train, online, generate, evaluate, report, check)
+STAGES = (data, model, train, online, generate, evaluate, report, check, stop)
 
 
 def _version() -> str:

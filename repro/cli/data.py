@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from repro.cli.common import (
     TrackingStore,
@@ -116,7 +115,7 @@ def prepare(args) -> int:
             "mirror": str(tracking.inner.mirror) if tracking.inner.mirror else None,
             "generated_schema_sample": generated_note(tracking.inner.mirror)}
     write_json(meta_path(args.out), meta)
-    print(json.dumps({"dataset": args.name, "rows": len(rows), **stats}), file=sys.stderr)
+    print(json.dumps({"dataset": args.name, "rows": len(rows), **stats}))
     return 0
 
 
@@ -137,7 +136,7 @@ def instances(args) -> int:
                                             instructions=args.instructions, kto_refinements=args.kto_refinements)
     write_jsonl(args.out, rows)
     write_json(meta_path(args.out), {"dataset": args.name, "records": str(source), **stats})
-    print(json.dumps(stats), file=sys.stderr)
+    print(json.dumps(stats))
     return 0
 
 
@@ -164,7 +163,7 @@ def tokenize(args) -> int:
     write_jsonl(args.out, [tokenized_row(e) for e in encoded.examples])
     stats = {"experiment": args.experiment, "instances_from": source, **encoded.stats()}
     write_json(meta_path(args.out), stats)
-    print(json.dumps({k: v for k, v in stats.items() if k != "dropped_positions"}), file=sys.stderr)
+    print(json.dumps({k: v for k, v in stats.items() if k != "dropped_positions"}))
     return 0
 
 
@@ -187,5 +186,5 @@ def split(args) -> int:
     meta = {"dataset": args.dataset, "records": args.records, "records_sha256": sha256_file(args.records),
             "seed": args.seed, "items": len(items), "train_records": len(train)}
     write_json(meta_path(args.items_out), meta)
-    print(json.dumps(meta), file=sys.stderr)
+    print(json.dumps(meta))
     return 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from repro.cli.common import add, meta_path, non_negative_int, positive_int
 
@@ -114,5 +113,5 @@ def draw(args) -> int:
                                     args.seed, args.label, source=args.pool)
     write_jsonl(args.out, rows)
     write_json(meta_path(args.out), {**stats, "pool_file": args.pool, "excluded_files": args.exclude})
-    print(json.dumps(stats), file=sys.stderr)
+    print(json.dumps(stats))
     return 0

@@ -55,7 +55,7 @@ rule prepare_data:
     conda:
         ENV
     shell:
-        "repro data prepare {wildcards.name} --out {output.rows:q} {params.options} 2> {log:q}"
+        "repro data prepare {wildcards.name} --out {output.rows:q} {params.options} > {log:q} 2>&1"
 
 
 rule build_instances:
@@ -76,7 +76,7 @@ rule build_instances:
     conda:
         ENV
     shell:
-        "repro data instances {params.dataset:q} --records {input:q} --out {output.rows:q} {params.options} 2> {log:q}"
+        "repro data instances {params.dataset:q} --records {input:q} --out {output.rows:q} {params.options} > {log:q} 2>&1"
 
 
 rule build_model:

@@ -23,7 +23,7 @@ rule split_heldout:
     shell:
         "repro data split --records {input:q} --dataset {wildcards.name} --items {params.n} {params.train} "
         "--seed {params.seed} --train-out {output.train:q} --items-out {output.heldout:q} "
-        "--trained-items-out {output.insample:q} 2> {log:q}"
+        "--trained-items-out {output.insample:q} > {log:q} 2>&1"
 
 
 rule blame_heldout:

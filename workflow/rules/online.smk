@@ -21,7 +21,7 @@ rule draw_instructions:
         ENV
     shell:
         "repro online draw --pool {input.pool:q} --exclude {input.exclude:q} --n {params.n} --seed {params.seed} "
-        "--label {wildcards.loop}-iter{wildcards.k} --out {output:q} 2> {log:q}"
+        "--label {wildcards.loop}-iter{wildcards.k} --out {output:q} > {log:q} 2>&1"
 
 
 rule generate_online:
