@@ -5,6 +5,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -36,6 +37,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def progress(total: int | None, desc: str, unit: str = "it", **options):
+    """A progress bar on an interactive terminal; silent under CI or when stderr is a file (the workflow's logs
+    stay readable)."""
+    from tqdm import tqdm
+
+    quiet = bool(os.environ.get("CI")) or not sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, **options)
 
 
 class Busy(RuntimeError):

@@ -147,3 +147,31 @@ def test_a_garbage_log_line_and_a_stray_checkpoint_name_are_handled(tmp_path, sm
     code = main(small_run + ["--out", str(out), "--resume"])
     err = capsys.readouterr().err
     assert code == 2 and f"{log}, line 3: not a training log line" in err, err
+
+
+def test_progress_bars_show_on_a_terminal_and_stay_out_of_logs_and_ci(monkeypatch):
+    """Judging, held-out scoring and downloads draw a bar on a terminal; under CI, or with stderr in a log file (as
+    every workflow job has it), the bar is silent."""
+    import io
+
+    from repro.io import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setattr("sys.stderr", Terminal())
+    with progress(3, "judging", unit="call") as bar:
+        bar.update(3)
+    assert "judging" in sys.stderr.getvalue() and "3/3" in sys.stderr.getvalue()
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr("sys.stderr", Terminal())
+    with progress(3, "judging") as bar:
+        bar.update(3)
+    assert sys.stderr.getvalue() == ""
+    monkeypatch.delenv("CI")
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # a file, not a terminal
+    with progress(3, "judging") as bar:
+        bar.update(3)
+    assert sys.stderr.getvalue() == ""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from repro.data.errors import ChecksumError, DataError, PermanentDataError
 from repro.data.sources import SOURCES, DataFile, Source
-from repro.io import atomic_path, sha256_file
+from repro.io import atomic_path, progress, sha256_file
 
 
 def source(name: str) -> Source:
@@ -124,10 +124,13 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: flo
             with urllib.request.urlopen(_request(url), timeout=timeout) as response, open(tmp, "wb") as out:
                 expected_len = response.headers.get("Content-Length")
                 received = 0
-                while block := response.read(1 << 16):
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
+                with progress(int(expected_len) if expected_len else None, dest.name, unit="B",
+                              unit_scale=True) as bar:
+                    while block := response.read(1 << 16):
+                        out.write(block)
+                        digest.update(block)
+                        received += len(block)
+                        bar.update(len(block))
         except urllib.error.HTTPError as err:
             kind = PermanentDataError if 400 <= err.code < 500 else DataError
             raise kind(url, None, None, f"download failed: HTTP {err.code} {err.reason}") from None

@@ -26,6 +26,7 @@ from repro.data.errors import DataError
 from repro.data.records import FieldReader
 from repro.data.templates import judgment_prompt, plain_prompt
 from repro.evaluate.bootstrap import percentile_interval
+from repro.io import progress
 
 MEASURES = ("preference_accuracy", "auc", "blamed_logprob", "collateral")
 
@@ -110,6 +111,7 @@ def sequence_logprobs(model, sequences: list, pad: int, batch_size: int = 8) -> 
     layer = output_layer(model)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].ids))
     out: list[torch.Tensor | None] = [None] * len(sequences)
+    bar = progress(len(sequences), "scoring", unit="answer")
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = collate([Example(i, sequences[i], None) for i in chunk], pad).to(device)
@@ -124,6 +126,8 @@ def sequence_logprobs(model, sequences: list, pad: int, batch_size: int = 8) -> 
         counts = (batch.targets != -100).sum(1).tolist()
         for i, part in zip(chunk, flat.float().cpu().split(counts)):
             out[i] = part
+        bar.update(len(chunk))
+    bar.close()
     return out
 
 

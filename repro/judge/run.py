@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from repro.data.records import FieldReader
+from repro.io import progress
 from repro.judge.cache import JudgmentCache, judgment_key
 from repro.judge.openai_api import JudgeAPIError
 from repro.judge.prompts import annotation_messages, is_positive
@@ -97,8 +98,15 @@ def _call_api(judge, todo: list[int], prompts: list, record, cache: JudgmentCach
         with lock:
             state["kept"] += 1
 
-    with _stop_on_signals(halt), ThreadPoolExecutor(max_workers=judge.spec.max_concurrency) as pool:
-        for future in [pool.submit(call, i) for i in todo]:
+    def call_and_count(i: int) -> None:
+        try:
+            call(i)
+        finally:
+            bar.update(1)
+
+    with progress(len(todo), "judging", unit="call") as bar, _stop_on_signals(halt), \
+            ThreadPoolExecutor(max_workers=judge.spec.max_concurrency) as pool:
+        for future in [pool.submit(call_and_count, i) for i in todo]:
             future.result()
     if state["reason"] or state["failed"]:
         reason = state["reason"] or f"{len(state['failed'])} of {len(todo)} calls failed; first: {state['failed'][0]}"
