@@ -206,6 +206,7 @@ def test_local_judge_end_to_end(tiny_model_dir, store, tmp_path):
     assert again["win_rate"] == scores["win_rate"]
 
 
+@pytest.mark.slow
 def test_lm_eval_runs_the_four_pinned_tasks_on_the_tiny_model(tiny_model_dir, store, tmp_path):
     from repro.evaluate.lm_eval_run import run_lm_eval, write_eval_data
 
@@ -236,6 +237,7 @@ def test_lm_eval_runs_the_four_pinned_tasks_on_the_tiny_model(tiny_model_dir, st
     assert set(payload["stderr"]) == set(shots)
 
 
+@pytest.mark.slow
 def test_a_killed_lm_eval_job_answers_from_its_cache_when_rerun(tiny_model_dir, store, tmp_path):
     """Kill a scoring job once it has cached some answers; the rerun computes only the rest (fewer tokens) and
     gives the scores of an uninterrupted run. Weights written again (a new modification time) get a cache of

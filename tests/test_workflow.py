@@ -161,6 +161,7 @@ def test_lint_is_clean():
     assert result.returncode == 0 and "Congratulations" in result.stdout + result.stderr, result.stdout[-3000:]
 
 
+@pytest.mark.slow
 def test_smoke_profile_runs_and_a_second_run_does_nothing(tmp_path, mirror):
     work = tmp_path / "work"
     work.mkdir()
