@@ -60,6 +60,30 @@ def test_table2_cells_average_and_marks(tmp_path):
     assert r"50.00 (58.02)" in to_latex(table)
 
 
+def test_benchmark_cells_carry_lm_evals_standard_error(tmp_path):
+    """± is lm-eval's standard error of each benchmark; Avg.'s combines the four as independent; AlpacaEval cells
+    and runs scored before standard errors were kept show none."""
+    lm = {"arc_challenge": 50.0, "hellaswag": 60.0, "mmlu": 40.0, "truthfulqa_mc2": 30.0}
+    folder = tmp_path / "scores/base-m"
+    folder.mkdir(parents=True)
+    stderr = {"arc_challenge": 1.2, "hellaswag": 0.4, "mmlu": 0.3, "truthfulqa_mc2": 1.6}
+    (folder / "lm_eval.json").write_text(json.dumps({"scores": lm, "stderr": stderr}))
+    (folder / "alpaca_eval.json").write_text(json.dumps({"win_rate": 20.0, "local_judge": True}))
+    _scores(tmp_path, "cut-m", lm)  # no standard errors in the file
+    config = _config({"table2": {"llama2-chat-13b/base": "base-m", "llama2-chat-13b/cut": "cut-m"}})
+    table = build_table("table2", config, tmp_path)
+    base = {c.column: c for c in dict(table.rows)["llama2-chat-13b/base"]}
+    assert base["arc"].stderr == 1.2 and base["alpaca_eval"].stderr is None
+    assert base["avg"].stderr == pytest.approx((1.2 ** 2 + 0.4 ** 2 + 0.3 ** 2 + 1.6 ** 2) ** 0.5 / 4)
+    md = to_markdown(table)
+    assert "| llama2-chat-13b/base | 50.00 ± 1.20 / 58.02 / -8.02 |" in md and "20.00† / 81.09" in md
+    assert "| llama2-chat-13b/cut | 50.00 / 58.45 / -8.45 (γ 0) |" in md
+    cells = {(c["row"], c["column"]): c for c in csv.DictReader(io.StringIO(to_csv(table)))}
+    assert cells[("llama2-chat-13b/base", "mmlu")]["stderr"] == "0.3"
+    assert cells[("llama2-chat-13b/cut", "mmlu")]["stderr"] == ""
+    assert r"50.00$\pm$1.20 (58.02)" in to_latex(table)
+
+
 def test_a_row_with_several_runs_labels_each_with_its_gamma(tmp_path):
     """The paper's headline CUT rows both ways: the released gamma 0 and the paper's gamma > 0, one row each,
     both against the published numbers; every cell from a CUT run carries its gamma."""

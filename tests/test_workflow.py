@@ -338,6 +338,10 @@ def _check_tables_and_figures(work: Path, runs: Path) -> None:
     assert cut["run"] == "cut-shepherd-tiny" and cut["reproduced"] and cut["local_judge"] == "True"
     kto = table2[("llama2-chat-13b/kto (not in the paper)", "truthfulqa")]  # an added row, no published number
     assert kto["run"] == "kto-shepherd-tiny" and kto["reproduced"] and kto["paper"] == ""
+    lm = json.loads((runs / "scores/kto-shepherd-tiny/lm_eval.json").read_text())
+    assert float(kto["stderr"]) == lm["stderr"]["truthfulqa_mc2"]  # lm-eval's standard error, carried to the cell
+    shown = f"{float(kto['reproduced']):.2f} ± {float(kto['stderr']):.2f}"
+    assert shown in (work / "tables/smoke/table2.md").read_text()
     measured = json.loads((runs / "judge_agreement/alpaca_eval.json").read_text())  # the local judge vs GPT-4
     assert measured["pairs_judged"] == measured["n"] == 6 and 0 <= measured["agreement"] <= 1
     assert f"on 6 pairs: {measured['agreement']:.2f}" in (work / "tables/smoke/table2.md").read_text()
