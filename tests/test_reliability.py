@@ -187,6 +187,9 @@ DATA_CASES = [  # (id, file bytes, argv with {f} = the file and {out} = an outpu
     ("instances-wrong-kind", _jsonl([{"kind": "align_n", "prompt": "p", "response": "r"}]),
      ["train", "--config", "{config}", "--experiment", "e", "--base-model", "{model}", "--instances", "{f}",
       "--out", "{out}", "--objective", "kto", "--no-progress"], ["kind"]),
+    ("instances-no-response", _jsonl([{"kind": "align_p", "prompt": "p", "source_index": 0}]),
+     ["train", "--config", "{config}", "--experiment", "e", "--base-model", "{model}", "--instances", "{f}",
+      "--out", "{out}", "--no-progress"], ["record 0", "'response'"]),
     ("heldout-items-bad-json", b"{not json}\n",
      ["evaluate", "heldout", "--model", "{model}", "--items", "{f}", "--out", "{out}"], ["line 1"]),
     ("split-records-bad-json", b"{\n",
@@ -249,6 +252,11 @@ def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
     damaged.write_text('{"key": "a", "text": "Perfect."}\nnot json\n{"key": "b", "text": "Perfect."}\n')
     config = tmp_path / "in" / "config.yaml"
     config.write_text(yaml.safe_dump(_set(BASE, "judges.j.base_url", "http://127.0.0.1:9/v1")))
+    torn = tmp_path / "in" / "torn.jsonl"  # a generation's progress file with bytes that are not UTF-8
+    torn.with_name("torn.jsonl.partial.jsonl").write_bytes(b'{"fingerprint": {}}\n{"id": 1, "output": "caf\xe9"}\n')
+    finished = tmp_path / "in" / "finished.jsonl"  # a finished generation whose manifest was cut short
+    finished.write_text('{"id": 1, "output": "Blue."}\n')
+    finished.with_name("finished.jsonl.manifest.json").write_text('{"fingerprint": {"mod')
     cases = [
         (["generate", "--model", str(tmp_path / "in/no-model"), "--prompts", str(prompts), "--out",
           str(tmp_path / "out/g.jsonl"), "--backend", "transformers", "--no-progress"], "no-model"),
@@ -275,6 +283,10 @@ def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
         (["generate", "--model", "runs/nowhere/models/tiny", "--prompts", str(prompts), "--out",
           str(tmp_path / "out/g.jsonl"), "--backend", "transformers", "--no-progress"],
          "runs/nowhere/models/tiny: no such model folder"),
+        (["generate", "--model", str(tiny_model_dir), "--prompts", str(prompts), "--out", str(torn), "--backend",
+          "transformers", "--no-progress"], f"{torn}.partial.jsonl: byte 44 is not UTF-8"),
+        (["generate", "--model", str(tiny_model_dir), "--prompts", str(prompts), "--out", str(finished), "--backend",
+          "transformers", "--no-progress"], f"{finished}.manifest.json: not a generation manifest"),
     ]
     return cases
 

@@ -133,7 +133,15 @@ def encode_instance(tokenizer, instance: dict, cutoff: int, where: str) -> Examp
     if kind not in ("align_p", "align_n", "mle"):
         raise ValueError(f"{where}: field 'kind' must be 'align_p', 'align_n' or 'mle', got {kind!r} (preference "
                          "pairs train with a DPO objective)")
-    source_index = int(instance["source_index"])
+    for name in ("prompt", "response") + (("misalign_prompt",) if kind == "align_n" else ()):
+        if not isinstance(instance.get(name), str):
+            raise ValueError(f"{where}: field '{name}' must be a string, got "
+                             f"{'nothing' if name not in instance else type(instance[name]).__name__}")
+    try:
+        source_index = int(instance["source_index"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{where}: field 'source_index' must be a whole number, got "
+                         f"{instance.get('source_index')!r}") from None
     if kind == "mle" and instance.get("continuation") is not None:
         return Example(source_index, encode_two_targets(tokenizer, instance, cutoff, where), None, kind)
     first = encode(tokenizer, instance["prompt"], instance["response"], cutoff)

@@ -32,7 +32,11 @@ def read_partial(path: Path, fingerprint: dict) -> dict[str, dict]:
     """Finished results of an interrupted run with the same fingerprint, keyed by str(prompt id)."""
     if not path.exists():
         return {}
-    lines = keep_complete_lines(path).decode("utf-8").splitlines()  # half a line at the end is redone
+    try:
+        lines = keep_complete_lines(path).decode("utf-8").splitlines()  # half a line at the end is redone
+    except UnicodeDecodeError as err:
+        raise StaleOutputError(f"{path}: byte {err.start} is not UTF-8; delete the file to start this generation "
+                               "again") from None
     done = {}
     for n, line in enumerate(lines, start=1):
         try:
@@ -45,10 +49,22 @@ def read_partial(path: Path, fingerprint: dict) -> dict[str, dict]:
                 raise StaleOutputError(f"{path} belongs to a generation with other settings (model, adapter, "
                                        "backend, decoding, template or prompts); delete it or choose another --out")
             continue
-        if n == 1 or "id" not in row:
-            raise StaleOutputError(f"{path}, line {n}: not a progress line of this generation; delete the file")
+        if n == 1 or not isinstance(row, dict) or "id" not in row or not isinstance(row.get("output"), str):
+            raise StaleOutputError(f"{path}, line {n}: not a progress line of this generation (an 'id' and a text "
+                                   "'output'); delete the file")
         done[str(row["id"])] = row
     return done
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise StaleOutputError(f"{path}: not a generation manifest (damaged or cut short); delete it and the "
+                               "output beside it to generate again")
+    return manifest
 
 
 def _append(handle, row: dict) -> None:
@@ -76,7 +92,7 @@ def _generate(spec: GenerationSpec, prompt_set: str, prompts: list[dict], out: P
     if out.exists() and not (partial.exists() and not manifest_path.exists()):
         # (an output beside its progress file but without a manifest was cut short while being finished, e.g.
         # by a full disk: it is rebuilt from the progress file below)
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        manifest = _read_manifest(manifest_path) if manifest_path.exists() else {}
         if manifest.get("fingerprint") == fingerprint and manifest.get("prompt_ids") == ids:
             return manifest  # finished earlier with the same settings: nothing to do
         raise StaleOutputError(f"{out} exists from another generation (settings or prompts differ); delete it "
