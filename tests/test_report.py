@@ -82,6 +82,7 @@ def test_benchmark_cells_carry_lm_evals_standard_error(tmp_path):
     assert cells[("llama2-chat-13b/base", "mmlu")]["stderr"] == "0.3"
     assert cells[("llama2-chat-13b/cut", "mmlu")]["stderr"] == ""
     assert r"50.00$\pm$1.20 (58.02)" in to_latex(table)
+    assert "† AlpacaEval judged by a local model" in md and "‡" not in md  # a footnote only for a mark in use
 
 
 def test_a_row_with_several_runs_labels_each_with_its_gamma(tmp_path):

@@ -226,9 +226,11 @@ def to_markdown(table: Table) -> str:
         runs = sorted({c.source for c in cells if c.source})
         parts = [_cell_text(c) for c in cells]
         lines.append("| " + " | ".join([key] + parts + [", ".join(runs) or "-"]) + " |")
-    lines += ["", f"† {local_judge_note(table)}",
-              "‡ trained or scored on project-generated schema samples (data/samples.py): meaningless numbers."]
-    return "\n".join(lines) + "\n"
+    cells = [c for _, row in table.rows for c in row]
+    notes = ([f"† {local_judge_note(table)}"] if any(c.local_judge for c in cells) else []) + (
+        ["‡ trained or scored on project-generated schema samples (data/samples.py): meaningless numbers."]
+        if any(c.generated_data for c in cells) else [])
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
 def to_csv(table: Table) -> str:
