@@ -115,6 +115,8 @@ def test_slurm_profile_puts_every_gpu_job_on_a_gpu_partition_with_threads(tmp_pa
             assert gpu >= 1, where
         if model_job or job["rule"] in TORCH_RULES:
             assert job["threads"] > 1, where
+        # an explicit cpus_per_task (as the profile's defaults once had: 4) replaces the threads in the sbatch call
+        assert int(job["resources"].get("cpus_per_task", job["threads"])) >= job["threads"], where
     seventy = [job for job in jobs if job["rule"] == "generate_alpaca_eval" and "70b" in job["wildcards"]]
     assert seventy and all(int(job["resources"]["gpu"]) == 4 for job in seventy)  # its tensor-parallel size
 
