@@ -117,6 +117,9 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return count
 
 
+TOO_DEEP = "JSON nested too deeply to read (arrays or objects thousands of levels deep)"
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSONL file of objects; a bad line is an error naming the file and the line number."""
     from repro.data.errors import DataError
@@ -134,6 +137,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(path, f"line {number}", None, f"invalid JSON ({err.msg})") from None
+            except RecursionError:
+                raise DataError(path, f"line {number}", None, TOO_DEEP) from None
             if not isinstance(row, dict):
                 raise DataError(path, f"line {number}", None, f"a {type(row).__name__}, not a JSON object")
             if "\\ud" in line.lower():  # an escaped surrogate: valid JSON, but a lone one is no text
@@ -162,6 +167,8 @@ def read_json(path: str | os.PathLike) -> Any:
         raise DataError(path, f"line {err.lineno}", None, f"invalid JSON ({err.msg})") from None
     except UnicodeDecodeError as err:
         raise DataError(path, None, None, f"not UTF-8 text (byte {err.start})") from None
+    except RecursionError:
+        raise DataError(path, None, None, TOO_DEEP) from None
 
 
 def keep_complete_lines(path: Path) -> bytes:

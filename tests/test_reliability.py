@@ -208,6 +208,10 @@ DATA_CASES = [  # (id, file bytes, argv with {f} = the file and {out} = an outpu
     ("prompts-lone-surrogate", b'{"id": 1, "instruction": "Name \\ud800 colour."}\n',
      ["generate", "--model", "{model}", "--prompts", "{f}", "--out", "{out}", "--backend", "transformers",
       "--no-progress"], ["line 1", "lone surrogate"]),
+    ("records-nested-too-deep", b"[" * 200_000 + b"]" * 200_000 + b"\n",
+     ["data", "instances", "x", "--records", "{f}", "--out", "{out}"], ["line 1", "nested too deeply"]),
+    ("annotations-nested-too-deep", b"[" * 200_000 + b"]" * 200_000, ["evaluate", "winrate", "{f}"],
+     ["nested too deeply"]),
     ("rouge-predictions-no-output", _jsonl([{"id": 0, "instruction": "a"}]),
      ["evaluate", "rouge", "--predictions", "{f}", "--references", "{f}", "--out", "{out}"], ["line 1", "output"]),
 ]

@@ -96,8 +96,9 @@ def winrate(args) -> int:
     from repro.evaluate.winrate import winrate as win_rate
     from repro.io import read_json
 
+    annotations = read_json(args.annotations)  # (its errors name the file already)
     try:
-        print(json.dumps(win_rate(read_json(args.annotations))))
+        print(json.dumps(win_rate(annotations)))
     except ValueError as err:
         raise ValueError(f"{args.annotations}: {err}") from None
     return 0
