@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from repro.data.objectives import OBJECTIVES
+
 
 class ConfigError(ValueError):
     pass
@@ -52,7 +54,7 @@ class ModelSpec(Strict):
         if self.source == "hub" and not self.path:
             raise ValueError("a 'hub' model needs a 'path'")
         if self.tokenizer is not None:
-            from repro.tokenizer import TOKENIZER_SOURCES
+            from repro.data.tokenizer import TOKENIZER_SOURCES
 
             if self.tokenizer not in TOKENIZER_SOURCES:
                 raise ValueError(f"tokenizer '{self.tokenizer}' is not a tokenizer source; known: "
@@ -102,7 +104,6 @@ class Kto(Strict):
     refinements_as_desirable: bool = False
 
 
-OBJECTIVES = ("cut", "hindsight", "forward_prediction", "ilf_mle", "ai_judge", "ilf_dpo", "dpo", "kto")
 
 
 class Training(Strict):

@@ -80,6 +80,18 @@ def exclusive(out: str | os.PathLike, what: str) -> Iterator[None]:
                     folder.rmdir()
 
 
+def check_model_path(path: str | Path) -> None:
+    """A model that is neither a local folder or file nor shaped like a hub id is named, not looked up."""
+    if not Path(path).exists() and not looks_like_hub_id(str(path)):
+        raise FileNotFoundError(f"{path}: no such model folder (and not a hub id like 'org/name')")
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """'org/name' (or a bare name): what the hub would be asked for, where no local folder of that name exists."""
+    parts = name.split("/")
+    return len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and not name.startswith("/")
+
+
 def follow_umask(folder: str | os.PathLike) -> None:
     """Give the files a library wrote into `folder` the mode any new file gets (safetensors writes 0600)."""
     mode = 0o666 & ~_umask()
@@ -122,7 +134,7 @@ TOO_DEEP = "JSON nested too deeply to read (arrays or objects thousands of level
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSONL file of objects; a bad line is an error naming the file and the line number."""
-    from repro.data.errors import DataError
+    from repro.errors import DataError
 
     rows = []
     with open(path, "rb") as handle:
@@ -151,14 +163,14 @@ def _check_text(value: Any, path, where: str) -> None:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as err:
-        from repro.data.errors import DataError
+        from repro.errors import DataError
 
         raise DataError(path, where, None, f"a lone surrogate ({err.object[err.start:err.end]!a}) is not text; "
                         "fix the escape in the file") from None
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    from repro.data.errors import DataError
+    from repro.errors import DataError
 
     try:
         with open(path, encoding="utf-8") as handle:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from repro.io import follow_umask
+from repro.io import check_model_path, follow_umask
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -33,18 +33,6 @@ def load_causal_lm(path: str | Path, **kwargs):
         return AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except Exception as err:  # OSError (no config / weights), safetensors' errors for truncated files, ...
         raise ValueError(f"{path}: cannot load the model ({type(err).__name__}: {str(err)[:200]})") from None
-
-
-def check_model_path(path: str | Path) -> None:
-    """A model that is neither a local folder or file nor shaped like a hub id is named, not looked up."""
-    if not Path(path).exists() and not looks_like_hub_id(str(path)):
-        raise FileNotFoundError(f"{path}: no such model folder (and not a hub id like 'org/name')")
-
-
-def looks_like_hub_id(name: str) -> bool:
-    """'org/name' (or a bare name): what the hub would be asked for, where no local folder of that name exists."""
-    parts = name.split("/")
-    return len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and not name.startswith("/")
 
 
 BASE_FIELDS = ("model_type", "vocab_size", "hidden_size", "num_hidden_layers")

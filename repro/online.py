@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 
 def instruction_key(row: dict) -> tuple[str, str]:

@@ -234,9 +234,9 @@ def count_scoring_tokens(config, model: str, store) -> tuple[dict, str]:
     paper's counts are seeded in repro/calibration/scoring_tokens.json). CPU profiles, models without a tokenizer
     source and data that cannot be had take the LLaMA-2 counts at the paper's shots, scaled per document."""
     from repro.data import DataStore
+    from repro.data.tokenizer import load_tokenizer
     from repro.evaluate.lm_eval_run import write_eval_data
     from repro.evaluate.request_tokens import scoring_tokens
-    from repro.tokenizer import load_tokenizer
 
     settings, spec = config.evaluation.lm_eval, config.models[model]
     shots = {task: t.num_fewshot for task, t in settings.tasks.items()}

@@ -19,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 OPENAI_CONTEXT = {"gpt-4": 8192, "gpt-4-0613": 8192, "gpt-4-0314": 8192, "gpt-4-32k": 32768,
                   "gpt-4-turbo": 128000, "gpt-4o": 128000}
@@ -153,7 +153,7 @@ class Preflight:
     def check_data(self) -> None:
         from repro.data import prepare
         from repro.data.fetch import source as registry_source
-        from repro.tokenizer import tokenizer_files
+        from repro.data.tokenizer import tokenizer_files
 
         check = self._check("data")
         for name in self.datasets():
@@ -225,7 +225,7 @@ class Preflight:
         """The tokenizer a model trains and generates with, or a string saying why it is not available."""
         if model in self.tokenizers:
             return self.tokenizers[model]
-        from repro.tokenizer import build_tokenizer, load_tokenizer
+        from repro.data.tokenizer import build_tokenizer, load_tokenizer
 
         spec = self.config.models[model]
         try:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from repro.data import prepare
+from repro.data.split import heldout_item, split_records, trained_items
 from repro.data.templates import judgment_prompt, plain_prompt
 from repro.evaluate import heldout as h
 
@@ -25,10 +26,10 @@ def iteration(store):
 
 
 def test_split_is_seeded_disjoint_and_keeps_file_order(shepherd):
-    train, items = h.split_records(shepherd, "shepherd", 200, 96, seed=0)
-    again = h.split_records(shepherd, "shepherd", 200, 96, seed=0)
+    train, items = split_records(shepherd, "shepherd", 200, 96, seed=0)
+    again = split_records(shepherd, "shepherd", 200, 96, seed=0)
     assert (train, items) == again
-    other = h.split_records(shepherd, "shepherd", 200, 96, seed=1)[1]
+    other = split_records(shepherd, "shepherd", 200, 96, seed=1)[1]
     assert [i["source_index"] for i in other] != [i["source_index"] for i in items]
     assert len(train) == 96 and len(items) == 200
     held = [i["source_index"] for i in items]
@@ -36,29 +37,29 @@ def test_split_is_seeded_disjoint_and_keeps_file_order(shepherd):
     positions = {r["source_index"]: n for n, r in enumerate(shepherd)}
     assert [positions[s] for s in held] == sorted(positions[s] for s in held)
     assert [positions[r["source_index"]] for r in train] == sorted(positions[r["source_index"]] for r in train)
-    everything = h.split_records(shepherd, "shepherd", 200, None, seed=0)[0]
+    everything = split_records(shepherd, "shepherd", 200, None, seed=0)[0]
     assert len(everything) == len(shepherd) - 200
 
 
 def test_items_pair_shepherd_answers_and_split_online_ones(shepherd, iteration):
-    item = h.heldout_item(shepherd[0], "shepherd")
+    item = heldout_item(shepherd[0], "shepherd")
     assert (item["chosen"], item["rejected"], item["judgment"]) == (shepherd[0]["refinement"], shepherd[0]["output"],
                                                                     shepherd[0]["judgment"])
     positive = next(r for r in iteration if r["judgment"] is None)
     negative = next(r for r in iteration if r["judgment"] is not None)
-    assert (h.heldout_item(positive, "cut-iter1")["chosen"], h.heldout_item(positive, "cut-iter1")["rejected"]) == \
+    assert (heldout_item(positive, "cut-iter1")["chosen"], heldout_item(positive, "cut-iter1")["rejected"]) == \
         (positive["output"], None)
-    assert (h.heldout_item(negative, "cut-iter1")["chosen"], h.heldout_item(negative, "cut-iter1")["rejected"]) == \
+    assert (heldout_item(negative, "cut-iter1")["chosen"], heldout_item(negative, "cut-iter1")["rejected"]) == \
         (None, negative["output"])
 
 
 def test_a_split_that_cannot_be_made_is_an_error(shepherd):
     with pytest.raises(ValueError, match="cannot give 1300 held-out items and 96"):
-        h.split_records(shepherd, "shepherd", 1300, 96, seed=0)
+        split_records(shepherd, "shepherd", 1300, 96, seed=0)
 
 
 def _items(records, dataset, n):
-    return [h.heldout_item(r, dataset) for r in records if len(r["output"]) < 300][:n]
+    return [heldout_item(r, dataset) for r in records if len(r["output"]) < 300][:n]
 
 
 def test_scores_equal_transformers_own_loss_on_the_plain_prompt(tiny_model_dir, tiny_adapter_dir, shepherd):
@@ -264,9 +265,9 @@ def test_a_committed_bundle_rebuilds_the_table_exactly(tmp_path, tiny_model_dir,
 
     records = [dict(r, source_index=i) for i, r in enumerate(shepherd[:30])]
     runs = tmp_path / "runs"
-    train, held = h.split_records(records, "shepherd", 6, 10, seed=0)
+    train, held = split_records(records, "shepherd", 6, 10, seed=0)
     (runs / "heldout/shepherd").mkdir(parents=True)
-    h_items = {"heldout": held, "insample": h.trained_items(train, "shepherd")}
+    h_items = {"heldout": held, "insample": trained_items(train, "shepherd")}
     from repro.io import write_json, write_jsonl
 
     write_jsonl(runs / "heldout/shepherd/train.jsonl", train)

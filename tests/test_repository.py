@@ -71,3 +71,30 @@ def test_pip_check_reports_nothing_but_the_conflicts_the_install_makes_on_purpos
     assert unexplained(numpy + "\n") == [numpy]
     result = subprocess.run([sys.executable, str(ROOT / "scripts/pip_check.py")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def _repro_imports(path: Path) -> set[str]:
+    """Every repro module a file imports, at its top or inside a function."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro"):
+            found |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("repro")}
+    return found
+
+
+def test_the_bottom_layers_import_nothing_above_them():
+    """errors and io import nothing of the project but each other; data/ imports only data/, io and errors;
+    config only those and data. (Before: io -> data.errors, tokenizer -> models, data/objectives -> config and
+    judge/prompts, data/experiment -> evaluate/heldout, config -> tokenizer.)"""
+    package = ROOT / "repro"
+    allowed = {"errors": {"repro.errors"}, "io": {"repro.errors", "repro.io"}}
+    for path in [package / "errors.py", package / "io.py", *(package / "data").rglob("*.py"), package / "config.py"]:
+        name = path.stem if path.parent == package else "data"
+        permitted = allowed.get(name, {"repro.errors", "repro.io", "repro.data"})
+        upward = sorted(m for m in _repro_imports(path)
+                        if not any(m == p or m.startswith(p + ".") for p in permitted))
+        assert not upward, f"{path.relative_to(ROOT)} imports {upward}"

@@ -16,7 +16,7 @@ from repro.config import load_config
 from repro.data import DataStore, prepare
 from repro.data.experiment import experiment_instances, records_from_workflow
 from repro.data.objectives import TRL_OBJECTIVES
-from repro.tokenizer import load_tokenizer
+from repro.data.tokenizer import load_tokenizer
 
 from helpers import linked_mirror
 

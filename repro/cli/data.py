@@ -175,7 +175,7 @@ def samples(args) -> int:
 
 
 def split(args) -> int:
-    from repro.evaluate.heldout import split_records, trained_items
+    from repro.data.split import split_records, trained_items
     from repro.io import read_jsonl, sha256_file, write_json, write_jsonl
 
     train, items = split_records(read_jsonl(args.records), args.dataset, args.items, args.train_records, args.seed)

@@ -265,7 +265,7 @@ def _fingerprint(job: TrainJob, n_examples: int) -> dict:
 def training_tokenizer(job: TrainJob):
     """The config's tokenizer source when the model names one (the tokens preflight checked), else the base
     model's own."""
-    from repro.tokenizer import load_tokenizer
+    from repro.data.tokenizer import load_tokenizer
 
     if job.tokenizer is None:
         return load_tokenizer(job.base_model)

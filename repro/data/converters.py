@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from repro.data.errors import DataError
 from repro.data.records import FieldReader, Record, apply_positive_rule
 from repro.data.sources import MMLU_SUBJECTS, ULTRAFEEDBACK_PARTS
+from repro.errors import DataError
 from repro.io import read_json, read_jsonl
 
 

@@ -21,8 +21,8 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from repro.data.errors import ChecksumError, DataError, PermanentDataError
 from repro.data.sources import SOURCES, DataFile, Source
+from repro.errors import ChecksumError, DataError, PermanentDataError
 from repro.io import atomic_path, progress, sha256_file
 
 

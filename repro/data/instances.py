@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
-from repro.data.errors import DataError
 from repro.data.templates import judgment_prompt, plain_prompt
+from repro.errors import DataError
 
 
 def downsample_positions(records: list[dict], ratio: float | None, seed: int = 42) -> set[int] | None:

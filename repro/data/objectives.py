@@ -26,12 +26,12 @@ from __future__ import annotations
 import random
 from itertools import combinations
 
-from repro.config import OBJECTIVES
-from repro.data.errors import DataError
 from repro.data.instances import build_instances, check_records, cut_instance
-from repro.data.templates import judgment_prompt, plain_prompt
-from repro.judge.prompts import POSITIVE_JUDGMENT, ai_judge_prompt, ai_judge_target
+from repro.data.templates import POSITIVE_JUDGMENT, ai_judge_prompt, ai_judge_target, judgment_prompt, plain_prompt
+from repro.errors import DataError
 
+# the training objectives (config `training.objective`)
+OBJECTIVES = ("cut", "hindsight", "forward_prediction", "ilf_mle", "ai_judge", "ilf_dpo", "dpo", "kto")
 FORWARD_JOINT = "\n\n### Judgment:\n"
 PAIR_OBJECTIVES = ("ilf_dpo", "dpo")
 TRL_OBJECTIVES = (*PAIR_OBJECTIVES, "kto")  # trained (and tokenised) by TRL's trainers, not repro.cut.train

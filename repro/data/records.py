@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from repro.data.errors import DataError
+from repro.errors import DataError
 
 POSITIVE_SCORE = 7  # released rule: a `score` >= 7 makes an example Align-P and drops its judgment
 

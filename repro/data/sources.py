@@ -192,7 +192,7 @@ _register(Source(
          "6eb4125d25750c0145c4be2dce00440736684ab6f74ce6bff2139571cc758954"),),
 ))
 
-# Tokenizers (repro/tokenizer.py builds them): token counts, truncation and collation checked without weights.
+# Tokenizers (repro/data/tokenizer.py builds them): token counts, truncation and collation checked without weights.
 # The hub repositories are gated: downloads need HF_TOKEN.
 HUB = "https://huggingface.co"
 _register(Source(

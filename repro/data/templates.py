@@ -56,3 +56,16 @@ REFINE = (
 
 def refine_prompt(instruction: str, input_text: str | None, response: str, judgment: str) -> str:
     return REFINE.format(instruction=fold_input(instruction, input_text), response=response, judgment=judgment)
+
+
+POSITIVE_JUDGMENT = "Perfect."  # what a positive judgment says (Figure 8 asks the judge to reply 'perfect')
+AI_JUDGE_PROMPT = AI_JUDGE.split("{judgment}")[0]  # Figure 9 up to "### Judgment: "; the judge writes the rest
+
+
+def ai_judge_prompt(instruction: str, input_text: str | None, response: str) -> str:
+    return AI_JUDGE_PROMPT.format(instruction=fold_input(instruction, input_text), response=response)
+
+
+def ai_judge_target(judgment: str | None) -> str:
+    """Figure 9's completion for training an AI judge: the judgment, then the decision."""
+    return f"{judgment or POSITIVE_JUDGMENT} {'Yes.' if judgment is None else 'No.'}"

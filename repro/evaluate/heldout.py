@@ -22,50 +22,16 @@ from pathlib import Path
 import torch
 
 from repro.cut.collate import Example, collate, encode, pad_id
-from repro.data.errors import DataError
 from repro.data.records import FieldReader
 from repro.data.templates import judgment_prompt, plain_prompt
+from repro.errors import DataError
 from repro.evaluate.bootstrap import percentile_interval
 from repro.io import progress
 
 MEASURES = ("preference_accuracy", "auc", "blamed_logprob", "collateral")
 
 
-# ------------------------------------------------------------------------------------------------- the split
-
-def heldout_item(record: dict, dataset: str) -> dict:
-    """Shepherd-style records (a judgment and a human refinement): a pair. Otherwise one answer: chosen when the
-    record is positive, rejected (with its judgment) when it is negative."""
-    judgment, refinement = record.get("judgment"), record.get("refinement")
-    if judgment is not None and refinement:
-        chosen, rejected = refinement, record["output"]
-    elif judgment is None:
-        chosen, rejected = record["output"], None
-    else:
-        chosen, rejected = None, record["output"]
-    return {"dataset": dataset, "source_index": record["source_index"], "instruction": record["instruction"],
-            "input": record.get("input") or "", "chosen": chosen, "rejected": rejected, "judgment": judgment}
-
-
-def split_records(records: list[dict], dataset: str, items: int, train_records: int | None,
-                  seed: int) -> tuple[list[dict], list[dict]]:
-    """(training records, held-out items): a seeded permutation; the first `items` records are held out, the
-    next `train_records` train (all the rest when None). Both keep the data set's order."""
-    wanted = items + (train_records or 0)
-    if wanted > len(records) or items >= len(records):
-        raise ValueError(f"{dataset}: {len(records)} records cannot give {items} held-out items and "
-                         f"{train_records or 'at least one'} training records")
-    order = list(range(len(records)))
-    random.Random(seed).shuffle(order)
-    held = sorted(order[:items])
-    rest = order[items:] if train_records is None else order[items:items + train_records]
-    return [records[i] for i in sorted(rest)], [heldout_item(records[i], dataset) for i in held]
-
-
-def trained_items(records: list[dict], dataset: str) -> list[dict]:
-    """The training part of a split as items, to score the runs on what they trained on (in-sample)."""
-    return [heldout_item(record, dataset) for record in records]
-
+# ------------------------------------------------------------------------------------------------- the items
 
 def read_items(path: str | Path, rows: list[dict]) -> list[dict]:
     """Check each held-out item; an error names the file, line and field."""

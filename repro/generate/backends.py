@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
+from repro.data.tokenizer import load_tokenizer
 from repro.generate.spec import Decoding, GenerationSpec
 from repro.models import load_causal_lm, torch_dtype, with_adapter
-from repro.tokenizer import load_tokenizer
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 

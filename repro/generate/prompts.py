@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.data.errors import DataError
 from repro.data.records import FieldReader
+from repro.errors import DataError
 from repro.io import read_jsonl
 
 NAMED = {"alpaca_eval": "alpaca-eval", "summarization-test": "summarization-test"}

@@ -16,8 +16,7 @@ from pathlib import Path
 from repro.generate.backends import load_tokenizer, make_backend
 from repro.generate.prompts import load_prompts
 from repro.generate.spec import GenerationSpec, render
-from repro.io import exclusive, keep_complete_lines, write_json, write_jsonl
-from repro.models import check_model_path
+from repro.io import check_model_path, exclusive, keep_complete_lines, write_json, write_jsonl
 
 
 class StaleOutputError(ValueError):

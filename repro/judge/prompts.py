@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import re
 
-from repro.data.templates import AI_JUDGE, ANNOTATION_SYSTEM, ANNOTATION_USER, fold_input
+from repro.data.templates import (  # noqa: F401  (the Figure 9 texts live with the other templates)
+    AI_JUDGE_PROMPT,
+    ANNOTATION_SYSTEM,
+    ANNOTATION_USER,
+    POSITIVE_JUDGMENT,
+    ai_judge_prompt,
+    ai_judge_target,
+    fold_input,
+)
 
-POSITIVE_JUDGMENT = "Perfect."  # what a positive judgment says (Figure 8 asks the judge to reply 'perfect')
-AI_JUDGE_PROMPT = AI_JUDGE.split("{judgment}")[0]  # Figure 9 up to "### Judgment: "; the judge writes the rest
 _DECISION = re.compile(r"(Yes|No)\.?\s*\Z")
 
 
@@ -24,15 +30,6 @@ def annotation_text(messages: list[dict]) -> str:
 def is_positive(text: str) -> bool:
     """App. A.2: a judgment is positive when it begins with "Perfect" (the prompt asks for 'perfect')."""
     return text.strip().lower().startswith("perfect")
-
-
-def ai_judge_prompt(instruction: str, input_text: str | None, response: str) -> str:
-    return AI_JUDGE_PROMPT.format(instruction=fold_input(instruction, input_text), response=response)
-
-
-def ai_judge_target(judgment: str | None) -> str:
-    """Figure 9's completion for training an AI judge: the judgment, then the decision."""
-    return f"{judgment or POSITIVE_JUDGMENT} {'Yes.' if judgment is None else 'No.'}"
 
 
 def read_ai_judge(text: str) -> tuple[bool, str, bool]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.io import check_model_path
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPIECE_SPACE = "▁"
 
@@ -105,8 +107,6 @@ def load_tokenizer(name_or_path: str, store=None):
 
             store = DataStore.from_env()
         return build_tokenizer(name_or_path, store)
-    from repro.models import check_model_path
-
     check_model_path(name_or_path)
     path = Path(name_or_path)
     if path.suffix == ".gguf":
