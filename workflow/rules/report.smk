@@ -64,7 +64,7 @@ rule training_curves:
         f"{RUNS}/logs/training_curves.log",
     params:
         config=CONFIG_FILE,
-        runs=RUNS,
+        runs=lambda wc, input: os.path.dirname(os.path.dirname(os.path.dirname(input[0]))),  # runs/<profile>
     resources:
         **needs(mem_gb=4, hours=1),
     conda:
