@@ -256,6 +256,8 @@ def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
     damaged.write_text('{"key": "a", "text": "Perfect."}\nnot json\n{"key": "b", "text": "Perfect."}\n')
     config = tmp_path / "in" / "config.yaml"
     config.write_text(yaml.safe_dump(_set(BASE, "judges.j.base_url", "http://127.0.0.1:9/v1")))
+    keyless = tmp_path / "in" / "keyless.cache.jsonl"
+    keyless.write_text('{"text": "Perfect."}\n')
     torn = tmp_path / "in" / "torn.jsonl"  # a generation's progress file with bytes that are not UTF-8
     torn.with_name("torn.jsonl.partial.jsonl").write_bytes(b'{"fingerprint": {}}\n{"id": 1, "output": "caf\xe9"}\n')
     finished = tmp_path / "in" / "finished.jsonl"  # a finished generation whose manifest was cut short
@@ -271,6 +273,8 @@ def _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir) -> list:
           str(tmp_path / "out/merged")], f"{truncated}: cannot load the LoRA adapter"),
         (["judge", "--config", str(config), "--judge", "j", "--inputs", str(responses), "--out",
           str(tmp_path / "out/j"), "--cache", str(damaged)], f"{damaged}, line 2: not JSON"),
+        (["judge", "--config", str(config), "--judge", "j", "--inputs", str(responses), "--out",
+          str(tmp_path / "out/j"), "--cache", str(keyless)], f"{keyless}, line 1: a cache entry needs a 'key'"),
         (["data", "instances", "x", "--records", str(gone), "--out", str(tmp_path / "out/x")], "no such file"),
         (["judge", "agreement", "--annotations", str(gone), "--reference", str(gone), "--out",
           str(tmp_path / "out/x")], "no such file"),
