@@ -19,12 +19,13 @@ from repro.report.tables import build_table, to_csv, to_latex, to_markdown
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _scores(runs: Path, run: str, lm: dict | None = None, alpaca: float | None = None, local=True):
+def _scores(runs: Path, run: str, lm: dict | None = None, alpaca: float | None = None, local=True,
+            stderr: dict | None = None):
     """Score files shaped like the evaluators' (repro evaluate lm-eval / alpaca-eval) outputs."""
     folder = runs / "scores" / run
     folder.mkdir(parents=True, exist_ok=True)
     if lm is not None:
-        (folder / "lm_eval.json").write_text(json.dumps({"scores": lm}))
+        (folder / "lm_eval.json").write_text(json.dumps({"scores": lm, **({"stderr": stderr} if stderr else {})}))
     if alpaca is not None:
         (folder / "alpaca_eval.json").write_text(json.dumps({"win_rate": alpaca, "local_judge": local}))
 
@@ -64,11 +65,8 @@ def test_benchmark_cells_carry_lm_evals_standard_error(tmp_path):
     """± is lm-eval's standard error of each benchmark; Avg.'s combines the four as independent; AlpacaEval cells
     and runs scored before standard errors were kept show none."""
     lm = {"arc_challenge": 50.0, "hellaswag": 60.0, "mmlu": 40.0, "truthfulqa_mc2": 30.0}
-    folder = tmp_path / "scores/base-m"
-    folder.mkdir(parents=True)
     stderr = {"arc_challenge": 1.2, "hellaswag": 0.4, "mmlu": 0.3, "truthfulqa_mc2": 1.6}
-    (folder / "lm_eval.json").write_text(json.dumps({"scores": lm, "stderr": stderr}))
-    (folder / "alpaca_eval.json").write_text(json.dumps({"win_rate": 20.0, "local_judge": True}))
+    _scores(tmp_path, "base-m", lm, 20.0, stderr=stderr)
     _scores(tmp_path, "cut-m", lm)  # no standard errors in the file
     config = _config({"table2": {"llama2-chat-13b/base": "base-m", "llama2-chat-13b/cut": "cut-m"}})
     table = build_table("table2", config, tmp_path)

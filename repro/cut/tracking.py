@@ -38,8 +38,8 @@ class Tracker:
             self._writer = SummaryWriter(str(tracker_folder(out)))
         else:  # trackio speaks wandb's init / log / finish
             self._module = __import__(report_to)
-            self._run = self._module.init(project=os.environ.get("REPRO_TRACKING_PROJECT", "cut-repro"),
-                                          name=run_name, config=settings)
+            self._module.init(project=os.environ.get("REPRO_TRACKING_PROJECT", "cut-repro"), name=run_name,
+                              config=settings)
 
     def log(self, record: dict, step: int) -> None:
         scalars = {f"train/{key}": float(record[key]) for key in CURVES if record.get(key) is not None}
@@ -63,10 +63,9 @@ def open_tracker(report_to: str, out: Path, run_name: str, settings: dict) -> Tr
 def _require(report_to: str) -> None:
     if report_to not in TRACKERS:
         raise ValueError(f"training.report_to: {report_to!r} is not one of {', '.join(TRACKERS)}")
-    module = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"}.get(report_to)
-    if module:
+    if report_to != "none":  # each tracker is the package of its name
         try:
-            __import__(module)
+            __import__(report_to)
         except ImportError:
-            raise RuntimeError(f"training.report_to: {report_to} needs the {module} package "
-                               f"(pip install {module})") from None
+            raise RuntimeError(f"training.report_to: {report_to} needs the {report_to} package "
+                               f"(pip install {report_to})") from None

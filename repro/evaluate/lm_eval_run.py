@@ -137,7 +137,8 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
     tasks = TaskManager(include_path=str(task_dir), include_defaults=False)
     lm = get_model(LM_EVAL_MODELS[backend]).create_from_arg_string(args, {"batch_size": batch_size, "device": device})
     cache_db = _cache_prefix(out, model, adapter, args, task_dir) if cache else None
-    tracker = EvaluationTracker(output_path=str(out.with_name(out.stem + ".lm_eval"))) if log_samples else None
+    outputs = out.with_name(out.stem + ".lm_eval")  # lm-eval's own results and per-sample logs
+    tracker = EvaluationTracker(output_path=str(outputs)) if log_samples else None
     results = lm_eval.simple_evaluate(model=lm, tasks=names, task_manager=tasks, limit=limit, log_samples=log_samples,
                                       use_cache=cache_db, evaluation_tracker=tracker)
     if tracker is not None:  # lm-eval's own layout: results_<date>.json and samples_<task>_<date>.jsonl
@@ -158,7 +159,7 @@ def run_lm_eval(model: str, out: str | Path, data: dict[str, Path], shots: dict[
         "num_fewshot": shots, "fewshot_source": {t: FEWSHOT_SOURCE[t] for t in shots}, "limit": limit,
         "model": model, "adapter": adapter, "backend": backend,
         "tokens_computed": getattr(lm, "tokens_computed", None), "cache": cache_db and f"{cache_db}_rank0.db",
-        "lm_eval_outputs": tracker and str(out.with_name(out.stem + ".lm_eval")),
+        "lm_eval_outputs": str(outputs) if log_samples else None,
         "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else None,
         "n_samples": results.get("n-samples"),
         "task_files_sha256": {p.stem: sha256_file(p) for p in sorted(task_dir.glob("*.yaml"))},

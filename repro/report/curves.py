@@ -3,8 +3,9 @@ logs loss, NLL, UL, the flagged-token rate, the learning rate and the gradient n
 logs the Trainer's loss, learning rate and gradient norm), whatever tracker the run reported to."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from repro.io import read_jsonl
 
 # panel title -> the log keys that fill it (the first one a log has)
 PANELS = {"loss": ("loss",), "likelihood (NLL)": ("nll",), "unlikelihood (UL)": ("ul",),
@@ -13,15 +14,10 @@ PANELS = {"loss": ("loss",), "likelihood (NLL)": ("nll",), "unlikelihood (UL)": 
 
 
 def read_log(path: Path) -> list[dict]:
-    rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise ValueError(f"{path}, line {number}: not JSON") from None
-        if not isinstance(row, dict) or not isinstance(row.get("step"), int):
-            raise ValueError(f"{path}, line {number}: a training-log row needs an integer 'step'")
-        rows.append(row)
+    rows = read_jsonl(path)  # (a line that is not a JSON object is an error naming the file and line)
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row.get("step"), int):
+            raise ValueError(f"{path}, row {number}: a training-log row needs an integer 'step'")
     return rows
 
 

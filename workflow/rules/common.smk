@@ -32,8 +32,10 @@ MIRROR = option("--mirror", CFG.data.mirror)
 # cluster.max_threads on a cluster or a GPU host (Snakemake caps it at --cores); on a CPU host two torch jobs share
 # the cores half and half, since the CPU profiles' small models are bound by Python as much as by arithmetic.
 ON_CLUSTER = workflow.nodes is not None  # --jobs / an executor profile: threads are asked of the scheduler
-if ON_CLUSTER or GPU:
-    TORCH_THREADS = CFG.cluster.max_threads if ON_CLUSTER else min(CFG.cluster.max_threads, workflow.cores)
+if ON_CLUSTER:
+    TORCH_THREADS = CFG.cluster.max_threads
+elif GPU:
+    TORCH_THREADS = min(CFG.cluster.max_threads, workflow.cores)
 else:
     TORCH_THREADS = max(1, min(CFG.cluster.max_threads, workflow.cores // 2))
 
@@ -44,7 +46,7 @@ def needs(gpu=0, mem_gb=8, hours=2):
     figures are the paper's (13B models); profiles/slurm maps names only, and `set-resources` there overrides."""
     count = gpu if callable(gpu) else (lambda wildcards: gpu)
     return {
-        "gpu": lambda wildcards: count(wildcards),
+        "gpu": count,
         "slurm_partition": lambda wildcards: CFG.cluster.gpu_partition if count(wildcards) else CFG.cluster.cpu_partition,
         "mem_mb": int(mem_gb * 1000),
         "runtime": int(hours * 60),
