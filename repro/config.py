@@ -269,8 +269,9 @@ class LmEvalSettings(Strict):
     batch_size: int = Field(8, gt=0)
     limit: int | None = Field(None, gt=0)
     tasks: dict[str, LmEvalTask] = Field(default_factory=_open_llm_leaderboard_v1)
-    # lm-eval's per-sample logs and results layout under scores/<run>/lm_eval.lm_eval/ (the full suite: ~100 MB a
-    # run, MMLU's five-shot contexts repeated per choice); the request cache under lm_eval.cache/ always
+    # lm-eval's per-sample logs and results layout under scores/<run>/lm_eval.lm_eval/ (large for the full suite:
+    # every MMLU sample repeats its five-shot context per choice; size not measured here); the request cache under
+    # lm_eval.cache/ is kept whatever this says
     log_samples: bool = True
 
 

@@ -2,7 +2,7 @@
 
 Temperature 0 and a timeout per request; the SDK retries 408, 409, 429, 5xx and dropped or refused connections
 with exponential backoff and jitter (0.5 s doubling to 8 s, less up to 25%), honouring `retry-after-ms` and
-`Retry-After` in seconds or as a date (up to 60 s); other 4xx fail at once. 401 and 403 mark the error as one that
+`Retry-After` in seconds or as a date (up to 120 s); other 4xx fail at once. 401 and 403 mark the error as one that
 stops the whole run (the key or its rights are wrong for every item). Token usage and its price are returned per
 call so a run can account for its cost. The endpoint is the config's `base_url`, else OPENAI_BASE_URL, else
 OpenAI's. The API key is read from the environment and never written anywhere: error messages carry the server's
