@@ -13,6 +13,7 @@ class MirrorServer:
 
     def __init__(self, root: Path):
         self.root, self.mode, self.requests, self.authorization = root, "good", [], []
+        self.headers: dict[str, str] = {}  # sent with every good answer (e.g. a hub's X-Repo-Commit)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,6 +32,8 @@ class MirrorServer:
                     body = body[:-10] + b"X" * 10
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in server.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if server.mode in ("truncate", "truncate-once"):  # promise the whole file, send a third, hang up
                     if server.mode == "truncate-once":

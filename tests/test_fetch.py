@@ -5,6 +5,7 @@ interrupted one leaves no partial file and the next attempt succeeds. Also: mirr
 """
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -131,3 +132,37 @@ def test_hub_files_follow_hf_endpoint_hf_home_token_and_hf_hub_offline(tmp_path,
         got = DataStore(cache=tmp_path / "cache", retries=1).path(*tokenizer)
     assert got.read_bytes() == (mirror / "tokenizers/llama-2/tokenizer.model").read_bytes()
     assert hub.requests == ["/" + path] and hub.authorization == ["Bearer hf_saved_by_login"]
+
+
+def test_hub_files_are_pinned_to_the_commit_the_hub_first_served(tmp_path, mirror, monkeypatch):
+    """The first hub file of a repository is fetched at its branch and the commit the hub names (X-Repo-Commit)
+    goes into the lock; the repository's next file is fetched at that commit, not at the branch (which may have
+    moved); a lock named by REPRO_HUB_LOCK pins another commit; a malformed lock is an error naming it."""
+    repo = "datasets/tatsu-lab/alpaca_eval"
+    served = tmp_path / "hub"
+    for revision, name in (("main", "alpaca_eval.json"), ("c0ffee", "alpaca_eval_gpt4_baseline.json"),
+                           ("feed42", "alpaca_eval.json")):
+        (served / repo / "resolve" / revision).mkdir(parents=True, exist_ok=True)
+        shutil.copy(mirror / "alpaca_eval" / name, served / repo / "resolve" / revision / name)
+    for name in ("REPRO_DATA_BASE_URL", "REPRO_DATA_MIRROR", "REPRO_HUB_LOCK", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    with MirrorServer(served) as hub:
+        hub.headers["X-Repo-Commit"] = "c0ffee"
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        store = DataStore(cache=tmp_path / "cache", retries=1)
+        store.path("alpaca-eval", "alpaca_eval/alpaca_eval.json")
+        assert store.hub_lock() == {repo: "c0ffee"}
+        store.path("alpaca-eval", "alpaca_eval/alpaca_eval_gpt4_baseline.json")
+        assert hub.requests == [f"/{repo}/resolve/main/alpaca_eval.json",
+                                f"/{repo}/resolve/c0ffee/alpaca_eval_gpt4_baseline.json"]
+
+        shared_lock = tmp_path / "lock.json"
+        shared_lock.write_text(f'{{"{repo}": "feed42"}}')
+        monkeypatch.setenv("REPRO_HUB_LOCK", str(shared_lock))
+        DataStore(cache=tmp_path / "other-cache", retries=1).path("alpaca-eval", "alpaca_eval/alpaca_eval.json")
+        assert hub.requests[-1] == f"/{repo}/resolve/feed42/alpaca_eval.json"
+        assert json.loads(shared_lock.read_text()) == {repo: "feed42"}  # a pinned repository is not re-pinned
+
+        shared_lock.write_text('["c0ffee"]')
+        with pytest.raises(DataError, match="lock.json.*JSON object"):
+            DataStore(cache=tmp_path / "third", retries=1).path("alpaca-eval", "alpaca_eval/alpaca_eval.json")

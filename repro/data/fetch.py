@@ -6,6 +6,12 @@ or from ``REPRO_DATA_BASE_URL/<path>`` when that is set (an HTTP mirror in the c
 checksummed while they stream and written atomically: a corrupt or interrupted download leaves nothing behind.
 Hugging Face files follow the hub's own variables: ``HF_ENDPOINT`` (another hub), ``HF_HUB_OFFLINE`` (no hub
 download at all) and the token of ``HF_TOKEN`` or of ``huggingface-cli login`` (``$HF_HOME/token``).
+
+Hub files are pinned to a revision by a lock file, ``hub-revisions.json`` in the cache (``REPRO_HUB_LOCK`` names
+another one, e.g. a committed copy): {hub repository: commit}. A repository in the lock is fetched at that commit;
+one not yet in it is fetched at its branch and the commit the hub says it served (header ``X-Repo-Commit``) is
+recorded, so every later file of that repository, on this machine or any that shares the lock, comes from the
+same commit.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ from pathlib import Path
 
 from repro.data.sources import SOURCES, DataFile, Source
 from repro.errors import ChecksumError, DataError, PermanentDataError
-from repro.io import atomic_path, progress, sha256_file
+from repro.io import atomic_path, progress, read_json, sha256_file, write_json
 
 
 def source(name: str) -> Source:
@@ -61,6 +67,18 @@ class DataStore:
             **kwargs,
         )
 
+    @property
+    def hub_lock_path(self) -> Path:
+        return Path(os.environ.get("REPRO_HUB_LOCK") or self.cache / "hub-revisions.json").expanduser()
+
+    def hub_lock(self) -> dict[str, str]:
+        """{hub repository: pinned commit} ({} before the first hub download)."""
+        path = self.hub_lock_path
+        lock = read_json(path) if path.is_file() else {}
+        if not isinstance(lock, dict) or not all(isinstance(v, str) and v for v in lock.values()):
+            raise DataError(path, None, None, "a hub lock file must be a JSON object {repository: commit}")
+        return lock
+
     def path(self, source_name: str, path: str) -> Path:
         """Local path of one file of a source, fetching it if needed."""
         entry = data_file(source_name, path)
@@ -84,12 +102,15 @@ class DataStore:
         elif entry.archive:
             url, member = entry.archive, entry.member
         elif entry.url:
-            url, member = hub_url(entry.url), None
+            url, member = hub_url(entry.url, self.hub_lock()), None
         else:
             raise DataError(dest, None, None, f"'{entry.path}' has no public download; put it in a mirror folder "
                             "and set REPRO_DATA_MIRROR")
         if member is None:
-            self._retry(lambda: download(url, dest, entry.sha256, timeout=self.timeout))
+            served: dict[str, str] = {}
+            self._retry(lambda: download(url, dest, entry.sha256, timeout=self.timeout, headers=served))
+            if (repo := hub_repo(url)) and repo not in self.hub_lock() and served.get("x-repo-commit"):
+                write_json(self.hub_lock_path, {**self.hub_lock(), repo: served["x-repo-commit"]})
             return
         archive = self.cache / "_archives" / url.rsplit("/", 1)[-1]
         if not archive.is_file():
@@ -115,13 +136,17 @@ def _verify(path: Path, expected: str | None) -> None:
             raise ChecksumError(path, None, None, f"sha256 mismatch: expected {expected}, got {actual}")
 
 
-def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: float = 60.0) -> Path:
-    """Stream `url` into `dest`, checking its length and sha256 before the file appears."""
+def download(url: str, dest: str | os.PathLike, sha256: str | None, timeout: float = 60.0,
+             headers: dict[str, str] | None = None) -> Path:
+    """Stream `url` into `dest`, checking its length and sha256 before the file appears; the response's headers
+    (lower-cased names) go into `headers` when it is given."""
     dest = Path(dest)
     digest = hashlib.sha256()
     with atomic_path(dest) as tmp:
         try:
             with urllib.request.urlopen(_request(url), timeout=timeout) as response, open(tmp, "wb") as out:
+                if headers is not None:
+                    headers.update({name.lower(): value for name, value in response.headers.items()})
                 expected_len = response.headers.get("Content-Length")
                 received = 0
                 with progress(int(expected_len) if expected_len else None, dest.name, unit="B",
@@ -150,14 +175,28 @@ def _hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or HUB_ORIGIN).rstrip("/")
 
 
-def hub_url(url: str) -> str:
-    """A hub file's URL on HF_ENDPOINT; refused under HF_HUB_OFFLINE (the mirror or the cache must hold it)."""
+def hub_url(url: str, lock: dict[str, str] | None = None) -> str:
+    """A hub file's URL on HF_ENDPOINT, at the commit `lock` pins for its repository; refused under
+    HF_HUB_OFFLINE (the mirror or the cache must hold it)."""
     if not url.startswith(HUB_ORIGIN + "/"):
         return url
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         raise PermanentDataError(url, None, None, "HF_HUB_OFFLINE is set, and the file is neither in the mirror "
                                  "(REPRO_DATA_MIRROR) nor in the download cache (REPRO_DATA_CACHE)")
-    return _hub_endpoint() + url[len(HUB_ORIGIN):]
+    path = url[len(HUB_ORIGIN):]
+    repo, _, rest = path.partition("/resolve/")
+    if lock and repo.strip("/") in lock:
+        path = f"{repo}/resolve/{lock[repo.strip('/')]}/{rest.partition('/')[2]}"
+    return _hub_endpoint() + path
+
+
+def hub_repo(url: str) -> str | None:
+    """'datasets/tatsu-lab/alpaca_eval' or 'meta-llama/Llama-2-13b-chat-hf' for a hub file's URL (on any
+    endpoint), None for another URL."""
+    endpoint = _hub_endpoint()
+    if not url.startswith(endpoint + "/") or "/resolve/" not in url:
+        return None
+    return url[len(endpoint):].partition("/resolve/")[0].strip("/")
 
 
 def _hub_token() -> str | None:

@@ -210,5 +210,5 @@ for _name, _repo, _licence in (
         f"{_name}-tokenizer", f"The tokenizer files of {_repo} (Table 5)", _licence, f"{HUB}/{_repo}",
         tuple(DataFile(f"tokenizers/{_name}/{f}", f"{HUB}/{_repo}/resolve/main/{f}")
               for f in ("tokenizer.json", "tokenizer_config.json")),
-        note="Not in the development mirror; fetched from the hub (main branch, bytes not pinned).",
+        note="Not in the development mirror; fetched from the hub at the commit its lock records (repro.data.fetch).",
     ))
