@@ -43,7 +43,7 @@ def main() -> None:
     if model is None:
         model = "runs/bench/smollm2"
         if not Path(model, "model.safetensors").is_file():
-            from repro.models import build_smollm2
+            from repro.models.build import build_smollm2
 
             build_smollm2(model)
     tokenizer = load_tokenizer(model)

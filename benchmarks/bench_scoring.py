@@ -49,11 +49,11 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-scoring-"))
     if args.model == "tiny":
-        from repro.tiny import build_tiny_model
+        from repro.models.tiny import build_tiny_model
 
         model = build_tiny_model(tmp / "model")
     else:
-        from repro.models import build_smollm2
+        from repro.models.build import build_smollm2
 
         model = build_smollm2(tmp / "model")
     by_task = requests(DataStore.from_env(), args.docs, args.subjects, tmp)

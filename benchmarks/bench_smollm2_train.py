@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     model_dir = args.model
     if model_dir is None:
-        from repro.models import build_smollm2
+        from repro.models.build import build_smollm2
 
         model_dir = str(build_smollm2(tempfile.mkdtemp() + "/smollm2"))
     from transformers import AutoTokenizer

@@ -11,13 +11,13 @@ import json
 import time
 from pathlib import Path
 
+from repro.check.plan import SEEDED_COUNTS
 from repro.config import load_config
 from repro.data import DataStore
 from repro.data.tokenizer import load_tokenizer
 from repro.evaluate.lm_eval_run import write_eval_data
 from repro.evaluate.request_tokens import request_key, scoring_tokens
 from repro.io import write_json
-from repro.plan import SEEDED_COUNTS
 
 ROOT = Path(__file__).resolve().parent.parent
 

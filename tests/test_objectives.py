@@ -131,7 +131,7 @@ def test_dpo_matches_the_dpo_loss(tiny_model_dir, tiny_adapter_dir, records, tmp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from repro.cut.dpo import make_trainer
+    from repro.baselines.dpo import make_trainer
     from repro.cut.train import TrainJob
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -177,7 +177,7 @@ def test_kto_matches_the_kto_loss(tiny_model_dir, tiny_adapter_dir, records, tmp
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from repro.cut.kto import make_trainer
+    from repro.baselines.kto import make_trainer
     from repro.cut.train import TrainJob
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)

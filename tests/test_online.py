@@ -5,7 +5,7 @@ import pytest
 
 from repro.data import DataError, prepare
 from repro.data.objectives import build_objective_instances
-from repro.online import draw_instructions, instruction_key
+from repro.data.pool import draw_instructions, instruction_key
 
 
 @pytest.fixture(scope="module")

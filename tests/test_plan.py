@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from repro import calibration
+from repro.check.memory import Arch, measured_estimate, training_gib
 from repro.config import Training, config_from_dict, load_config
-from repro.memory import Arch, measured_estimate, training_gib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,8 +21,8 @@ def _raw(name: str = "paper") -> dict:
 
 @pytest.fixture(scope="module")
 def paper_plan(mirror):
+    from repro.check.plan import plan
     from repro.data import DataStore
-    from repro.plan import plan
 
     return plan(load_config(ROOT / "config/paper.yaml"), "H100", DataStore(mirror=mirror))
 
@@ -54,16 +54,16 @@ def test_each_run_is_charged_for_what_its_cells_show(paper_plan):
 
 
 def test_a_profile_without_alpaca_eval_is_charged_no_judge(mirror):
+    from repro.check.plan import plan
     from repro.data import DataStore
-    from repro.plan import plan
 
     result = plan(load_config(ROOT / "config/small.yaml"), "H100", DataStore(mirror=mirror))
     assert result["total"]["judge_usd"] == 0
 
 
 def test_the_plan_scales_with_model_size_loops_and_gpu(paper_plan, mirror):
+    from repro.check.plan import JUDGMENT, plan
     from repro.data import DataStore
-    from repro.plan import JUDGMENT, plan
 
     config = load_config(ROOT / "config/paper.yaml")
     rows = {r["run"]: r for section in paper_plan["sections"].values() for r in section}
@@ -81,8 +81,8 @@ def test_the_plan_scales_with_model_size_loops_and_gpu(paper_plan, mirror):
 
 
 def test_scoring_everything_costs_more_than_scoring_what_the_cells_show(paper_plan, mirror):
+    from repro.check.plan import plan
     from repro.data import DataStore
-    from repro.plan import plan
 
     everything = plan(config_from_dict({**_raw(), "evaluation": {**_raw()["evaluation"], "score": "all"}}), "H100",
                       DataStore(mirror=mirror))

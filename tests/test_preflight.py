@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from repro.check.preflight import Preflight
 from repro.cli import main
-from repro.preflight import Preflight
 
 from helpers import MirrorServer, linked_mirror
 

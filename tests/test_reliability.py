@@ -349,11 +349,11 @@ def test_the_shell_sees_status_2_and_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
 
-def test_the_count_in_the_readme_is_the_number_of_cases(tmp_path, tiny_model_dir, tiny_adapter_dir):
+def test_the_count_in_the_docs_is_the_number_of_cases(tmp_path, tiny_model_dir, tiny_adapter_dir):
     missing = _missing_file_cases(tmp_path, tiny_model_dir, tiny_adapter_dir)
     total = len(CONFIG_CASES) + len(RAW_CONFIGS) + len(DATA_CASES) + len(missing) + len(BAD_ARGUMENTS)
     assert total >= 60
-    assert f"{total} malformed inputs" in (ROOT / "README.md").read_text()
+    assert f"{total} malformed inputs" in (ROOT / "docs/running.md").read_text()
 
 
 # ------------------------------------------------------------------ the check every case goes through
@@ -401,7 +401,7 @@ def test_model_weights_follow_the_umask(tmp_path):
     import os
     import stat
 
-    from repro.tiny import build_tiny_model
+    from repro.models.tiny import build_tiny_model
 
     old = os.umask(0o022)
     try:

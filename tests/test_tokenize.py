@@ -262,7 +262,7 @@ def test_an_overlong_response_trains_as_likelihood_on_its_truncated_tokens(tmp_p
     from repro.cut.train import TrainJob, train
     from repro.data import build_instances
     from repro.io import write_jsonl
-    from repro.tiny import build_tiny_llama2
+    from repro.models.tiny import build_tiny_llama2
 
     model = build_tiny_llama2(tmp_path / "model", store)
     rows, _ = prepare("cut-iter1", store)

@@ -85,7 +85,7 @@ def _planned_jobs(output: str) -> list[dict]:
 
 
 # the rules whose jobs load a model with torch (judge_online, alpaca_eval and figure only for a local judge / Figure 2)
-TORCH_RULES = {"train", "merge", "refine", "build_model", "generate_alpaca_eval", "generate_summaries", "lm_eval",
+TORCH_RULES = {"train", "merge", "refine", "build_model", "generate", "lm_eval",
                "generate_online", "blame_heldout", "score_heldout", "judge_agreement"}
 GPU_RULES = TORCH_RULES - {"merge", "build_model"}
 
@@ -117,7 +117,7 @@ def test_slurm_profile_puts_every_gpu_job_on_a_gpu_partition_with_threads(tmp_pa
             assert job["threads"] > 1, where
         # an explicit cpus_per_task (as the profile's defaults once had: 4) replaces the threads in the sbatch call
         assert int(job["resources"].get("cpus_per_task", job["threads"])) >= job["threads"], where
-    seventy = [job for job in jobs if job["rule"] == "generate_alpaca_eval" and "70b" in job["wildcards"]]
+    seventy = [job for job in jobs if job["rule"] == "generate" and "70b" in job["wildcards"]]
     assert seventy and all(int(job["resources"]["gpu"]) == 4 for job in seventy)  # its tensor-parallel size
 
 
@@ -297,7 +297,7 @@ def _check_live_loop(runs: Path, mirror: Path) -> None:
     """Two live iterations with a local judge and one with the AI judge: instructions drawn fresh each time and
     never from the excluded set, judged, trained from model k-1, merged, scored."""
     from repro.data import DataStore, prepare
-    from repro.online import instruction_key
+    from repro.data.pool import instruction_key
 
     drawn = [[json.loads(line) for line in (runs / f"online/live/iter{k}/instructions.jsonl").read_text().splitlines()]
              for k in (1, 2)]

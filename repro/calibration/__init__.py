@@ -2,7 +2,7 @@
 
 Every figure is a `Figure`: a value and where it comes from, either `measured` (where, when, at what shape) or
 `extrapolated` (from what). A GPU with no measurements of its own names the GPU it `extrapolate_from`s; its
-figures are then that GPU's, relabelled as extrapolated. `repro plan`, `repro/memory.py` and `repro preflight`
+figures are then that GPU's, relabelled as extrapolated. `repro plan`, `repro/check/memory.py` and `repro preflight`
 read these files; benchmarks/gpu_paper_step.py writes measured ones.
 """
 from __future__ import annotations

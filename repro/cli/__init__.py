@@ -1,6 +1,6 @@
 """`repro <stage> ...`: the only entry point the workflow uses; every step also runs by hand.
 
-One module per stage (data, model, train, online, generate, evaluate, report, check), each with its
+One module per stage (data, model, train, judge, online, generate, evaluate, report, check, stop), each with its
 subcommands, their arguments, runnable examples and handlers; this file only registers them and turns the
 errors a user can cause into one line on stderr (REPRO_DEBUG=1 shows the traceback).
 """
@@ -11,10 +11,10 @@ import errno
 import os
 import sys
 
-from repro.cli import check, data, evaluate, generate, model, online, report, stop, train
+from repro.cli import check, data, evaluate, generate, judge, model, online, report, stop, train
 from repro.cli.common import OneLineParser
 
-STAGES = (data, model, train, online, generate, evaluate, report, check, stop)
+STAGES = (data, model, train, judge, online, generate, evaluate, report, check, stop)
 
 
 def _version() -> str:

@@ -1,5 +1,8 @@
-"""`repro preflight` and `repro config check`: what can be checked before anything runs."""
+"""`repro preflight`, `repro plan` and `repro config check`: what can be checked, and what the runs will cost, before
+anything runs."""
 from __future__ import annotations
+
+import json
 
 from repro.cli.common import add, store
 
@@ -18,6 +21,14 @@ def register(commands) -> None:
     p.add_argument("--no-dag", action="store_true", help="skip the snakemake dry run")
     p.set_defaults(func=preflight)
 
+    p = add(commands, "plan", "GPU-hours and judge API cost of a config, per table and figure",
+            "repro plan --config config/paper.yaml --gpu H100")
+    p.add_argument("--config", required=True)
+    p.add_argument("--gpu", default="H100", help="H100, H200, A100 or L40S")
+    p.add_argument("--mirror", help="data mirror (token counts of the real data)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=plan)
+
     config = commands.add_parser("config", help="configuration files")
     sub = config.add_subparsers(dest="config_command", required=True)
     p = add(sub, "check", "validate a config file (unknown keys and wrong types name the file and the key)",
@@ -27,8 +38,8 @@ def register(commands) -> None:
 
 
 def preflight(args) -> int:
+    from repro.check.preflight import Preflight, format_report
     from repro.config import ConfigError, load_config
-    from repro.preflight import Preflight, format_report
 
     try:
         config = load_config(args.config)
@@ -51,4 +62,14 @@ def check(args) -> int:
     config = load_config(args.config)
     print(f"{args.config}: profile '{config.profile}', {len(config.models)} models, "
           f"{len(config.experiments)} experiments: ok")
+    return 0
+
+
+def plan(args) -> int:
+    from repro.check.plan import format_plan
+    from repro.check.plan import plan as cost_plan
+    from repro.config import load_config
+
+    result = cost_plan(load_config(args.config), args.gpu, store(args))
+    print(json.dumps(result, indent=2) if args.json else format_plan(result))
     return 0

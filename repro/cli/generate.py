@@ -75,8 +75,8 @@ def generate(args) -> int:
 
 
 def refine(args) -> int:
+    from repro.generate.refine import refine_records
     from repro.generate.spec import Decoding, GenerationSpec
-    from repro.refine import refine_records
 
     g = settings(args)
     spec = GenerationSpec(model=args.model, adapter=args.adapter, backend=g.backend,

@@ -17,7 +17,7 @@ def register(commands) -> None:
 
 
 def build(args) -> int:
-    from repro.models import build_model
+    from repro.models.build import build_model
 
     print(build_model(args.source, args.out_dir, store(args)))
     return 0

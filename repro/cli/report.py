@@ -1,8 +1,7 @@
-"""`repro report table|figure` and `repro plan`: the paper's tables and figures from finished runs, and what
-the runs will cost."""
+"""`repro report table|figure|heldout|curves`: the paper's tables and figures, the held-out test and the training
+curves, from finished runs."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from repro.cli.common import add, store
@@ -44,14 +43,6 @@ def register(commands) -> None:
     p.add_argument("--out", help="folder of <experiment>.png (default figures/<profile>/curves)")
     p.add_argument("--experiments", nargs="+", help="default: every experiment of the config")
     p.set_defaults(func=curves)
-
-    p = add(commands, "plan", "GPU-hours and judge API cost of a config, per table and figure",
-            "repro plan --config config/paper.yaml --gpu H100")
-    p.add_argument("--config", required=True)
-    p.add_argument("--gpu", default="H100", help="H100, H200, A100 or L40S")
-    p.add_argument("--mirror", help="data mirror (token counts of the real data)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=plan)
 
 
 def table(args) -> int:
@@ -115,14 +106,4 @@ def heldout(args) -> int:
         written = write_bundle(config, runs, args.bundle, args.config)
         print(f"{len(written)} files gzipped into {args.bundle}; rebuild: repro report heldout --config "
               f"{Path(args.bundle) / 'config.yaml'} --runs {args.bundle} --out TABLE.md")
-    return 0
-
-
-def plan(args) -> int:
-    from repro.config import load_config
-    from repro.plan import format_plan
-    from repro.plan import plan as cost_plan
-
-    result = cost_plan(load_config(args.config), args.gpu, store(args))
-    print(json.dumps(result, indent=2) if args.json else format_plan(result))
     return 0

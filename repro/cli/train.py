@@ -67,11 +67,11 @@ def train(args) -> int:
         if not job.resume:
             refuse_stale_output(job.out, job.checkpoints or job.out.parent / "checkpoints")
         if training.objective in PAIR_OBJECTIVES:
-            from repro.cut.dpo import train_dpo
+            from repro.baselines.dpo import train_dpo
 
             print(train_dpo(job))
         elif training.objective == "kto":
-            from repro.cut.kto import train_kto
+            from repro.baselines.kto import train_kto
 
             print(train_kto(job))
         else:

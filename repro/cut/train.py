@@ -34,7 +34,7 @@ from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
 from repro.cut.tracking import open_tracker
 from repro.io import follow_umask, keep_complete_lines, read_jsonl, sha256_file, write_json, write_text_atomic
-from repro.models import base_signature, torch_dtype
+from repro.models.load import base_signature, torch_dtype
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
 KEEP_CHECKPOINTS = 2  # released: save_total_limit=2
@@ -57,7 +57,7 @@ class TrainJob:
 
 # ------------------------------------------------------------------------------------------------- setup
 
-def _distributed() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -65,7 +65,7 @@ def _distributed() -> tuple[int, int]:
     return (torch.distributed.get_rank() if world > 1 else 0), world
 
 
-def _device(requested: str, rank: int) -> torch.device:
+def pick_device(requested: str, rank: int) -> torch.device:
     if requested == "cpu" or (requested == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
     if not torch.cuda.is_available():
@@ -73,7 +73,7 @@ def _device(requested: str, rank: int) -> torch.device:
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
 
 
-def _precision(training: Training, device: torch.device) -> torch.dtype:
+def training_dtype(training: Training, device: torch.device) -> torch.dtype:
     return torch_dtype(training.precision, device.type)
 
 
@@ -82,7 +82,7 @@ def load_model(base_model: str, training: Training, device: torch.device):
 
     if not (Path(base_model).is_dir() or "/" in base_model):
         raise FileNotFoundError(f"base model '{base_model}' is neither a local folder nor a hub id")
-    compute = _precision(training, device)
+    compute = training_dtype(training, device)
     weights = compute if training.weights_dtype == "auto" else torch_dtype(training.weights_dtype, device.type)
     kwargs: dict = {"dtype": torch.float32 if training.finetune == "full" else weights}
     if training.load_in_8bit or training.load_in_4bit:
@@ -123,7 +123,7 @@ def prepare_for_training(model, training: Training):
     return model
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
     try:
@@ -355,7 +355,7 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler, fingerprint: dict
 
 # ------------------------------------------------------------------------------------------------- the run
 
-def _versions() -> dict:
+def library_versions() -> dict:
     import peft
     import transformers
 
@@ -365,7 +365,7 @@ def _versions() -> dict:
             "repro": getattr(repro, "__version__", "0.1.0")}
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                               cwd=Path(__file__).parent).stdout.strip()
@@ -376,10 +376,10 @@ def _git_commit() -> str | None:
 def train(job: TrainJob) -> Path:
     from transformers import get_scheduler
 
-    rank, world = _distributed()
-    device = _device(job.device, rank)
+    rank, world = rank_and_world()
+    device = pick_device(job.device, rank)
     training = job.training
-    _seed_everything(training.seed)
+    seed_everything(training.seed)
     started = time.time()
 
     tokenizer = training_tokenizer(job)
@@ -398,7 +398,7 @@ def train(job: TrainJob) -> Path:
     checkpoints = job.checkpoints or job.out.parent / "checkpoints"
     fingerprint = _fingerprint(job, len(examples))
     start = load_checkpoint(checkpoints, model, optimizer, scheduler, fingerprint) if job.resume else 0
-    compute = _precision(training, device)
+    compute = training_dtype(training, device)
     autocast = (torch.autocast(device.type, dtype=compute) if compute != torch.float32 else nullcontext())
     run = TrainRun(model, params, optimizer, scheduler, training, device, pad, autocast, rank, world)
 
@@ -441,8 +441,8 @@ def train(job: TrainJob) -> Path:
                           "examples": len(examples), "negatives": sum(e.negative for e in examples)},
             "tokenization": {"tokenizer": job.tokenizer or str(job.base_model),
                              **{k: v for k, v in encoded.stats().items() if k != "tokens"}},
-            "steps": total, "resumed_from_step": start, "world_size": world, "device": _device_name(device),
-            "versions": _versions(), "git_commit": _git_commit(), "wall_time_s": time.time() - started,
+            "steps": total, "resumed_from_step": start, "world_size": world, "device": device_name(device),
+            "versions": library_versions(), "git_commit": git_commit(), "wall_time_s": time.time() - started,
             "train_log": str(log_path), "base_signature": base_signature(model),
         })
     if world > 1:
@@ -466,7 +466,7 @@ def _truncate_log(path: Path, last_step: int) -> None:
     write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
-def _device_name(device: torch.device) -> str:
+def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
 
 
@@ -482,7 +482,7 @@ def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "b
     """Merge a LoRA adapter into its base model and save a full model (as the online loop needs)."""
     from transformers import AutoTokenizer
 
-    from repro.models import load_causal_lm, with_adapter
+    from repro.models.load import load_causal_lm, with_adapter
 
     base = load_causal_lm(base_model, dtype=torch_dtype(dtype))
     merged = with_adapter(base, adapter).merge_and_unload()

@@ -273,7 +273,7 @@ def load_model(model: str, adapter: str | None = None, device: str = "cpu", fp32
     mode."""
     from transformers import AutoTokenizer
 
-    from repro.models import load_causal_lm, with_adapter
+    from repro.models.load import load_causal_lm, with_adapter
 
     dtype = torch.bfloat16 if device.startswith("cuda") and not fp32 else torch.float32
     net = load_causal_lm(model, dtype=dtype).to(device)

@@ -14,7 +14,7 @@ import torch
 
 from repro.data.tokenizer import load_tokenizer
 from repro.generate.spec import Decoding, GenerationSpec
-from repro.models import load_causal_lm, torch_dtype, with_adapter
+from repro.models.load import load_causal_lm, torch_dtype, with_adapter
 
 VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
 

@@ -154,7 +154,7 @@ def plot_token_probabilities(config, runs: Path, out_png: Path) -> list[Path]:
 
     from repro.cut.collate import encode_instance
     from repro.io import read_jsonl
-    from repro.models import load_causal_lm, with_adapter
+    from repro.models.load import load_causal_lm, with_adapter
 
     spec = config.report.get("figure2", {})
     run, index = spec.get("run"), int(spec.get("example", 0))

@@ -96,27 +96,3 @@ rule build_model:
         ENV
     shell:
         "repro model build {params.source} {output:q} {params.mirror} > {log:q} 2>&1"
-
-
-rule refine:
-    """ILF's first step: the starting model rewrites each negative response using its judgment."""
-    input:
-        records=lambda wc: dataset_records(CFG.experiments[wc.experiment].dataset),
-        weights=lambda wc: starting_weights(wc.experiment),
-    output:
-        f"{RUNS}/experiments/{{experiment}}/refined.jsonl",
-    log:
-        f"{RUNS}/logs/refine/{{experiment}}.log",
-    benchmark:
-        f"{RUNS}/benchmarks/refine/{{experiment}}.tsv"
-    params:
-        config=CONFIG_FILE,
-        model=lambda wc, input: base_model(wc.experiment, input),
-    threads: TORCH_THREADS
-    resources:
-        **needs(gpu=GPU, mem_gb=64, hours=6),
-    conda:
-        ENV
-    shell:
-        "repro refine --config {params.config:q} --model {params.model:q} --records {input.records:q} "
-        "--out {output:q} > {log:q} 2>&1"

@@ -1,21 +1,42 @@
-# Generation: AlpacaEval answers of every scored run, and summaries for Table 3.
+# Generation: AlpacaEval answers and Table 3's summaries of every scored run (one rule, the prompt set a
+# wildcard), and ILF's refinements.
+
+PROMPT_SETS = {"alpaca_eval.json": "alpaca_eval", "summarization-test.jsonl": "summarization-test"}
 
 
-rule generate_alpaca_eval:
+def prompt_file(wildcards):
+    """The prepared prompts a generation reads ([] for AlpacaEval, which `repro generate` resolves itself)."""
+    name = PROMPT_SETS[wildcards.prompts]
+    return [] if name == "alpaca_eval" else [f"{RUNS}/data/{name}.jsonl"]
+
+
+def prompts_option(wildcards, input):
+    return input.prompts[0] if input.prompts else PROMPT_SETS[wildcards.prompts]
+
+
+def limit_option(wildcards):
+    return option("--limit", CFG.evaluation.alpaca_eval.limit) if wildcards.prompts == "alpaca_eval.json" else ""
+
+
+rule generate:
     input:
         unpack(lambda wc: generation_inputs(wc.run)),
+        prompts=prompt_file,
     output:
-        outputs=f"{RUNS}/generations/{{run}}/alpaca_eval.json",
-        manifest=f"{RUNS}/generations/{{run}}/alpaca_eval.json.manifest.json",
+        outputs=f"{RUNS}/generations/{{run}}/{{prompts}}",
+        manifest=f"{RUNS}/generations/{{run}}/{{prompts}}.manifest.json",
+    wildcard_constraints:
+        prompts="|".join(name.replace(".", r"\.") for name in PROMPT_SETS),
     log:
-        f"{RUNS}/logs/generate/{{run}}.log",
+        f"{RUNS}/logs/generate/{{run}}/{{prompts}}.log",
     benchmark:
-        f"{RUNS}/benchmarks/generate/{{run}}.tsv"
+        f"{RUNS}/benchmarks/generate/{{run}}/{{prompts}}.tsv"
     params:
         config=CONFIG_FILE,
         model=generation_model,
         adapter=adapter_option,
-        limit=option("--limit", CFG.evaluation.alpaca_eval.limit),
+        prompts=prompts_option,
+        limit=limit_option,
         mirror=MIRROR,
         tp=tensor_parallel,
     threads: TORCH_THREADS
@@ -24,32 +45,30 @@ rule generate_alpaca_eval:
     conda:
         ENV
     shell:
-        "repro generate --config {params.config:q} --model {params.model:q} {params.adapter} --prompts alpaca_eval "
-        "--generator {wildcards.run} --out {output.outputs:q} {params.limit} {params.mirror} --tensor-parallel {params.tp} "
-        "--no-progress > {log:q} 2>&1"
+        "repro generate --config {params.config:q} --model {params.model:q} {params.adapter} "
+        "--prompts {params.prompts:q} --generator {wildcards.run} --out {output.outputs:q} {params.limit} "
+        "{params.mirror} --tensor-parallel {params.tp} --no-progress > {log:q} 2>&1"
 
 
-rule generate_summaries:
+rule refine:
+    """ILF's first step: the starting model rewrites each negative response using its judgment."""
     input:
-        unpack(lambda wc: generation_inputs(wc.run)),
-        prompts=f"{RUNS}/data/summarization-test.jsonl",
+        records=lambda wc: dataset_records(CFG.experiments[wc.experiment].dataset),
+        weights=lambda wc: starting_weights(wc.experiment),
     output:
-        outputs=f"{RUNS}/generations/{{run}}/summarization-test.jsonl",
-        manifest=f"{RUNS}/generations/{{run}}/summarization-test.jsonl.manifest.json",
+        f"{RUNS}/experiments/{{experiment}}/refined.jsonl",
     log:
-        f"{RUNS}/logs/generate_summaries/{{run}}.log",
+        f"{RUNS}/logs/refine/{{experiment}}.log",
     benchmark:
-        f"{RUNS}/benchmarks/generate_summaries/{{run}}.tsv"
+        f"{RUNS}/benchmarks/refine/{{experiment}}.tsv"
     params:
         config=CONFIG_FILE,
-        model=generation_model,
-        adapter=adapter_option,
-        tp=tensor_parallel,
+        model=lambda wc, input: base_model(wc.experiment, input),
     threads: TORCH_THREADS
     resources:
-        **needs(gpu=lambda wc: gpus(wc.run), mem_gb=64, hours=6),
+        **needs(gpu=GPU, mem_gb=64, hours=6),
     conda:
         ENV
     shell:
-        "repro generate --config {params.config:q} --model {params.model:q} {params.adapter} --prompts {input.prompts:q} "
-        "--generator {wildcards.run} --out {output.outputs:q} --tensor-parallel {params.tp} --no-progress > {log:q} 2>&1"
+        "repro refine --config {params.config:q} --model {params.model:q} --records {input.records:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -2,7 +2,7 @@
 examples, the judgment's verdict without its words (repro/data/objectives.py builds them).
 
 Instances of kind ``unpaired`` ({prompt, completion, label}); beta and the two weights from ``training.kto``; the
-rest of the recipe (LoRA, optimiser, batch, epochs) as CUT's, through repro/cut/trl_run.py. TRL reads the
+rest of the recipe (LoRA, optimiser, batch, epochs) as CUT's, through repro/baselines/trl_run.py. TRL reads the
 examples in file order (its KL estimate pairs each prompt with another example's completion in the same
 micro-batch), so the instances are shuffled when built, and a micro-batch needs at least two examples. With a LoRA
 model the reference policy is the base model (the adapter disabled).
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from repro.baselines.trl_run import read_instances, train_with_trl, trainer_arguments
 from repro.cut.train import TrainJob
-from repro.cut.trl_run import read_instances, train_with_trl, trainer_arguments
 
 
 def make_trainer(job: TrainJob, model, tokenizer, examples: list[dict], device: torch.device, world: int = 1):

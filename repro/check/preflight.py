@@ -232,11 +232,11 @@ class Preflight:
             if spec.tokenizer:
                 result = build_tokenizer(spec.tokenizer, self.store)
             elif spec.source == "tiny":
-                from repro.tiny import tiny_tokenizer
+                from repro.models.tiny import tiny_tokenizer
 
                 result = tiny_tokenizer()
             elif spec.source == "smollm2-gguf":
-                from repro.models import smollm2_gguf_path
+                from repro.models.build import smollm2_gguf_path
 
                 result = load_tokenizer(str(smollm2_gguf_path()))
             else:
@@ -487,7 +487,7 @@ class Preflight:
 
     def _dry_run(self) -> dict:
         """`snakemake -n` of the config in an empty folder: the jobs the whole workflow would run."""
-        snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
+        snakefile = Path(__file__).resolve().parents[2] / "Snakefile"
         if not snakefile.is_file():
             return {"skipped": f"no Snakefile at {snakefile} (an installed package without the workflow)"}
         result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--nolock", "--snakefile", str(snakefile),
@@ -520,7 +520,7 @@ class Preflight:
 
     # -------------------------------------------------------------- memory, plan
     def arch(self, model: str):
-        from repro.memory import HUB_ARCHS, arch_from_config
+        from repro.check.memory import HUB_ARCHS, arch_from_config
 
         spec = self.config.models[model]
         if spec.source == "hub":
@@ -530,8 +530,14 @@ class Preflight:
 
     def check_memory(self) -> None:
         from repro import calibration
+        from repro.check.memory import (
+            OVERHEAD_GIB,
+            VLLM_MEMORY_UTILIZATION,
+            generation_gib,
+            memory_provenance,
+            training_gib,
+        )
         from repro.data.objectives import PAIR_OBJECTIVES
-        from repro.memory import OVERHEAD_GIB, VLLM_MEMORY_UTILIZATION, generation_gib, memory_provenance, training_gib
 
         check = self._check("memory")
         c = self.config
@@ -583,7 +589,7 @@ class Preflight:
                                   f"{memory_provenance(c.experiment_training(worst_name))})")
 
     def check_plan(self) -> None:
-        from repro.plan import plan
+        from repro.check.plan import plan
 
         check = self._check("plan")
         try:
@@ -598,7 +604,7 @@ class Preflight:
 
 
 def _report_sources(config) -> set[str]:
-    from repro.plan import _sources
+    from repro.check.plan import _sources
 
     return {s for mapping in config.report.values() for s in _sources(mapping)}
 

@@ -12,26 +12,26 @@ import torch
 from repro.cut.tracking import trainer_report_to
 from repro.cut.train import (
     TrainJob,
-    _device,
-    _device_name,
-    _distributed,
-    _git_commit,
-    _precision,
-    _seed_everything,
-    _versions,
+    device_name,
+    git_commit,
+    library_versions,
     load_model,
+    pick_device,
+    rank_and_world,
     refuse_non_finite,
+    seed_everything,
+    training_dtype,
     training_tokenizer,
 )
 from repro.io import follow_umask, read_jsonl, sha256_file, write_json
-from repro.models import base_signature
+from repro.models.load import base_signature
 
 
 def trainer_arguments(job: TrainJob, device: torch.device, world: int) -> dict:
     """transformers.TrainingArguments fields from `training` (batch_size examples per optimiser step as
     micro-batches x accumulation x processes)."""
     t = job.training
-    compute = _precision(t, device)
+    compute = training_dtype(t, device)
     return dict(
         output_dir=str(job.checkpoints or job.out.parent / "checkpoints"),
         per_device_train_batch_size=t.micro_batch_size,
@@ -61,13 +61,13 @@ def read_instances(path: Path, kind: str, objective: str, texts: tuple[str, ...]
 
 def train_with_trl(job: TrainJob, examples: list[dict], make_trainer, trainer_name: str, counts: dict) -> Path:
     """Train `examples` with the trainer `make_trainer(job, model, tokenizer, examples, device, world)` builds."""
-    rank, world = _distributed()
-    device = _device(job.device, rank)
+    rank, world = rank_and_world()
+    device = pick_device(job.device, rank)
     started = time.time()
     tokenizer = training_tokenizer(job)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    _seed_everything(job.training.seed)  # the LoRA weights are drawn when the model is wrapped: seed them
+    seed_everything(job.training.seed)  # the LoRA weights are drawn when the model is wrapped: seed them
     model = load_model(job.base_model, job.training, device)
     trainer = make_trainer(job, model, tokenizer, examples, device, world)
     checkpoints = Path(trainer.args.output_dir)
@@ -86,8 +86,8 @@ def train_with_trl(job: TrainJob, examples: list[dict], make_trainer, trainer_na
             "trainer": trainer_name,
             "instances": {"path": str(job.instances), "sha256": sha256_file(job.instances), **counts},
             "base_signature": base_signature(model),
-            "steps": trainer.state.global_step, "resumed": resume, "world_size": world, "device": _device_name(device),
-            "versions": {**_versions(), "trl": _trl_version()}, "git_commit": _git_commit(),
+            "steps": trainer.state.global_step, "resumed": resume, "world_size": world, "device": device_name(device),
+            "versions": {**library_versions(), "trl": _trl_version()}, "git_commit": git_commit(),
             "wall_time_s": time.time() - started, "train_log": str(log_path)})
     return job.out
 

@@ -2,7 +2,7 @@
 
 Same inputs and outputs as CUT training: instances of kind ``pair`` ({prompt, chosen, rejected}, prompts already
 in the Figure 6 template), the same LoRA recipe and optimiser settings from the config, the adapter and a
-manifest in ``--out``, checkpoints beside it, ``--resume`` continuing from the last one (repro/cut/trl_run.py).
+manifest in ``--out``, checkpoints beside it, ``--resume`` continuing from the last one (repro/baselines/trl_run.py).
 With a LoRA model the reference policy is the base model (TRL disables the adapter for the reference pass); beta
 and the loss type come from ``training.dpo``.
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
+from repro.baselines.trl_run import read_instances, train_with_trl, trainer_arguments
 from repro.cut.train import TrainJob
-from repro.cut.trl_run import read_instances, train_with_trl, trainer_arguments
 
 
 def make_trainer(job: TrainJob, model, tokenizer, pairs: list[dict], device: torch.device, world: int = 1):
