@@ -80,7 +80,8 @@ def training_case(finetune: str, device: str, small: bool) -> dict:
 
     from repro.config import Training
     from repro.cut.collate import Example, Sequence, collate
-    from repro.cut.train import forward_cut, output_layer, prepare_for_training
+    from repro.cut.hidden import output_layer
+    from repro.cut.train import forward_cut, prepare_for_training
 
     shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                  num_key_value_heads=2, vocab_size=512) if small else \

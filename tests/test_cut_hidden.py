@@ -209,7 +209,8 @@ def test_a_training_step_from_hidden_states_equals_the_logits_path(tiny_model_di
 
     from repro.config import Training
     from repro.cut.collate import collate, encode_instances
-    from repro.cut.train import forward_cut, load_model, output_layer
+    from repro.cut.hidden import output_layer
+    from repro.cut.train import forward_cut, load_model
     from repro.data import prepare
     from repro.data.objectives import build_objective_instances
 

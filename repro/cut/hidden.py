@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from repro.cut.logprobs import IGNORE
+from repro.cut.logprobs import IGNORE, token_logprobs
 
 CHUNK_ELEMENTS = 1 << 25  # 128 MB of fp32 logits per chunk: big enough that a chunk's matmul is compute-bound
 
@@ -144,3 +144,28 @@ def hidden_token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: t
     chunk = max(1, chunk_elements // weight.shape[0])
     return _HiddenTokenLogprobs.apply(hidden, weight, bias, rows, picked, chunk, softcap,
                                       matmul_dtype or hidden.dtype)
+
+
+HIDDEN_PATH_MODELS = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2"})
+
+
+def output_layer(model):
+    """(decoder, weight, bias, soft-cap) of a model whose logits are a plain linear output layer on the decoder's
+    hidden states, or None (an unknown architecture, or an output layer that is adapted or wrapped)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    if getattr(base.config, "model_type", None) not in HIDDEN_PATH_MODELS or type(head) is not torch.nn.Linear:
+        return None
+    return base.get_decoder(), head.weight, head.bias, getattr(base.config, "final_logit_softcapping", None)
+
+
+def target_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    targets: torch.Tensor) -> torch.Tensor:
+    """log p of every non-ignored target of a batch, [n_valid] row-major, from the hidden states where the model's
+    output layer allows it (no [B, T, V] logits), else from its logits. The held-out scorer and Figure 2 use it."""
+    layer = output_layer(model)
+    if layer is None:
+        return token_logprobs(model(input_ids=input_ids, attention_mask=attention_mask).logits, targets)
+    decoder, weight, bias, softcap = layer
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    return hidden_token_logprobs(hidden, weight, targets, bias, softcap)

@@ -33,6 +33,12 @@ from repro.cut.logprobs import IGNORE, token_logprobs
 ONE_MINUS_P_GUARD = 1e-5
 
 
+def flag_tokens(logp_judgment: torch.Tensor, logp_plain: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Eq. 5: a response token is flagged when p(token | judgment prompt) / p(token | plain prompt) > lambda.
+    Training (Misalign tokens), the held-out test's blame and Figure 2 all flag through this function."""
+    return torch.exp(logp_judgment - logp_plain) > threshold
+
+
 @dataclass
 class CutLossOutput:
     loss: torch.Tensor  # mean of loss_i over the B examples
@@ -133,7 +139,7 @@ def _cut_from_logprobs(logp, targets, misalign_logprobs, misalign_targets, negat
         paired = int(log_p_misalign.numel())
 
         with torch.no_grad():
-            flag = torch.exp(log_p_align_n - log_p_misalign) > threshold  # p_alignN / p_misalign > lambda
+            flag = flag_tokens(log_p_align_n, log_p_misalign, threshold)
             if not detection:
                 flag = torch.ones_like(flag)
             weight = alpha * torch.exp(gamma * log_p_align_n) if gamma else torch.full_like(log_p_align_n, alpha)

@@ -30,6 +30,7 @@ import torch
 
 from repro.config import Training
 from repro.cut.collate import CutBatch, Example, collate, encode_instances, pad_id
+from repro.cut.hidden import output_layer
 from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
 from repro.cut.tracking import open_tracker
@@ -138,19 +139,6 @@ def seed_everything(seed: int) -> None:
 
 # model types whose logits are exactly their output layer applied to the decoder's final hidden states
 # (soft-capped for Gemma 2): the loss can then be computed from the hidden states (cut.from_hidden)
-HIDDEN_PATH_MODELS = frozenset({"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2"})
-
-
-def output_layer(model):
-    """(decoder, weight, bias, soft-cap) of a model whose logits are a plain linear output layer on the decoder's
-    hidden states, or None (an unknown architecture, or an output layer that is adapted or wrapped)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    head = base.get_output_embeddings()
-    if getattr(base.config, "model_type", None) not in HIDDEN_PATH_MODELS or type(head) is not torch.nn.Linear:
-        return None
-    return base.get_decoder(), head.weight, head.bias, getattr(base.config, "final_logit_softcapping", None)
-
-
 def forward_cut(model, batch: CutBatch, training: Training, autocast) -> CutLossOutput:
     cut = training.cut
     settings = dict(threshold=cut.threshold, alpha=cut.alpha, gamma=cut.gamma, combine=cut.combine,

@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 
 from repro.cut.collate import Example, collate, encode, pad_id
+from repro.cut.hidden import target_logprobs
+from repro.cut.loss import flag_tokens
 from repro.data.records import FieldReader
 from repro.data.templates import judgment_prompt, plain_prompt
 from repro.errors import DataError
@@ -69,26 +71,14 @@ def _num(value: str):
 @torch.no_grad()
 def sequence_logprobs(model, sequences: list, pad: int, batch_size: int = 8) -> list[torch.Tensor]:
     """log p of each sequence's target tokens (the answer and EOS), in order, batched by length."""
-    from repro.cut.hidden import hidden_token_logprobs
-    from repro.cut.logprobs import token_logprobs
-    from repro.cut.train import output_layer
-
     device = next(model.parameters()).device
-    layer = output_layer(model)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i].ids))
     out: list[torch.Tensor | None] = [None] * len(sequences)
     bar = progress(len(sequences), "scoring", unit="answer")
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = collate([Example(i, sequences[i], None) for i in chunk], pad).to(device)
-        if layer is None:
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            flat = token_logprobs(logits, batch.targets)
-        else:
-            decoder, weight, bias, softcap = layer
-            hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                             use_cache=False).last_hidden_state
-            flat = hidden_token_logprobs(hidden, weight, batch.targets, bias, softcap)
+        flat = target_logprobs(model, batch.input_ids, batch.attention_mask, batch.targets)
         counts = (batch.targets != -100).sum(1).tolist()
         for i, part in zip(chunk, flat.float().cpu().split(counts)):
             out[i] = part
@@ -129,7 +119,7 @@ def blame(model, tokenizer, items: list[dict], threshold: float, cutoff: int, ba
         target = prompts["plain"][k]
         pieces = [tokenizer.decode([t]) for t in target.ids[target.n_masked:]]
         ratio = judged - plain
-        out[i].update(blamed=torch.nonzero(torch.exp(ratio) > threshold).flatten().tolist(),
+        out[i].update(blamed=torch.nonzero(flag_tokens(judged, plain, threshold)).flatten().tolist(),
                       log_ratio=_rounded(ratio), base_logprob=_rounded(plain),
                       in_span=judgment_span(pieces, items[i]["judgment"]))
         if donors:
@@ -137,7 +127,7 @@ def blame(model, tokenizer, items: list[dict], threshold: float, cutoff: int, ba
             _same_length(items[i], i, shuffled, plain)
             donor = items[donors[i]]
             out[i].update(shuffled_from=donor["source_index"], log_ratio_shuffled=_rounded(shuffled - plain),
-                          blamed_shuffled=torch.nonzero(torch.exp(shuffled - plain) > threshold).flatten().tolist(),
+                          blamed_shuffled=torch.nonzero(flag_tokens(shuffled, plain, threshold)).flatten().tolist(),
                           in_span_shuffled=judgment_span(pieces, donor["judgment"]))
     return out
 

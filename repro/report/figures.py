@@ -153,6 +153,9 @@ def plot_token_probabilities(config, runs: Path, out_png: Path) -> list[Path]:
     from transformers import AutoTokenizer
 
     from repro.cut.collate import encode_instance
+    from repro.cut.hidden import target_logprobs
+    from repro.cut.logprobs import IGNORE
+    from repro.cut.loss import flag_tokens
     from repro.io import read_jsonl
     from repro.models.load import load_causal_lm, with_adapter
 
@@ -173,13 +176,14 @@ def plot_token_probabilities(config, runs: Path, out_png: Path) -> list[Path]:
         model = with_adapter(model, adapter)
     model.eval()
     example = encode_instance(tokenizer, instance, 4096, run)
-    probs = []
+    logps = []
     for seq in (example.first, example.misalign):
+        ids, targets = torch.tensor([seq.ids]), torch.tensor([seq.labels()[1:] + [IGNORE]])  # t predicts t + 1
         with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=torch.tensor([seq.ids])).logits[0].float(), -1)
-        probs.append([float(logp[t - 1, seq.ids[t]].exp()) for t in range(seq.n_masked, len(seq.ids))])
+            logps.append(target_logprobs(model, ids, torch.ones_like(ids), targets).double())
+    probs = [logp.exp().tolist() for logp in logps]
     threshold = config.experiment_training(run).cut.threshold
-    flagged = [a / m > threshold for a, m in zip(*probs)]
+    flagged = flag_tokens(*logps, threshold).tolist()
     tokens = [tokenizer.decode([t]) for t in example.first.ids[example.first.n_masked:]]
     plt = _pyplot()
     shown = min(len(tokens), 40)
