@@ -14,7 +14,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from repro.data.converters import DATASETS
 from repro.data.objectives import OBJECTIVES
+from repro.data.tokenizer import TOKENIZER_SOURCES
+from repro.io import write_text_atomic
 
 
 class ConfigError(ValueError):
@@ -54,7 +57,6 @@ class ModelSpec(Strict):
         if self.source == "hub" and not self.path:
             raise ValueError("a 'hub' model needs a 'path'")
         if self.tokenizer is not None:
-            from repro.data.tokenizer import TOKENIZER_SOURCES
 
             if self.tokenizer not in TOKENIZER_SOURCES:
                 raise ValueError(f"tokenizer '{self.tokenizer}' is not a tokenizer source; known: "
@@ -439,7 +441,6 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _heldout_resolves(self):
-        from repro.data.converters import DATASETS
 
         for name, split in self.heldout.items():
             if DATASETS.get(name, ("eval",))[0] != "train":
@@ -609,7 +610,6 @@ def workflow_config(config: dict, config_file: str, overridden: bool) -> tuple[C
     resolved_file = Path("runs") / validated.profile / "config.resolved.yaml"
     resolved = yaml.safe_dump(dict(config), sort_keys=False)
     if not resolved_file.is_file() or resolved_file.read_text(encoding="utf-8") != resolved:
-        from repro.io import write_text_atomic
 
         resolved_file.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(resolved_file, resolved)

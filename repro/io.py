@@ -11,6 +11,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from repro.errors import DataError
+
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
@@ -134,7 +136,6 @@ TOO_DEEP = "JSON nested too deeply to read (arrays or objects thousands of level
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSONL file of objects; a bad line is an error naming the file and the line number."""
-    from repro.errors import DataError
 
     rows = []
     with open(path, "rb") as handle:
@@ -163,14 +164,12 @@ def _check_text(value: Any, path, where: str) -> None:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as err:
-        from repro.errors import DataError
 
         raise DataError(path, where, None, f"a lone surrogate ({err.object[err.start:err.end]!a}) is not text; "
                         "fix the escape in the file") from None
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    from repro.errors import DataError
 
     try:
         with open(path, encoding="utf-8") as handle:

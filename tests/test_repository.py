@@ -148,3 +148,23 @@ def test_the_folders_of_the_package_import_each_other_without_a_cycle():
     cycles = sorted(f"{a} -> {b} -> ... -> {a}" for a in edges for b in edges[a] if a in reachable(b))
     assert not cycles, cycles
     assert {"baselines", "check", "models"} <= set(edges), "the packages the layout promises are missing"
+
+
+def test_imports_sit_at_the_top_unless_they_would_load_torch():
+    """Outside cli/ (whose stage modules import their workers on demand, so that `repro report table` starts in
+    a second), a repro module is imported inside a function only when importing it loads torch: a table, the
+    preflight or the judge's cache must not pay torch's seconds of start-up for a path that never runs a model."""
+    import ast
+
+    deferred = set()
+    for path in (ROOT / "repro").rglob("*.py"):
+        if path.parent.name == "cli":
+            continue
+        tree = ast.parse(path.read_text())
+        top = {id(node) for node in tree.body}
+        deferred |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+                     and node.module.startswith("repro") and id(node) not in top}
+    probe = "import sys, importlib; importlib.import_module(sys.argv[1]); print('torch' in sys.modules)"
+    light = [m for m in sorted(deferred) if subprocess.run([sys.executable, "-c", probe, m], capture_output=True,
+                                                          text=True, cwd=ROOT).stdout.strip() != "True"]
+    assert not light, f"imported inside functions, though importing them loads no torch: {light}"

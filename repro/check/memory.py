@@ -26,6 +26,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.config import Training
+
 GIB = 2 ** 30
 OVERHEAD_GIB = 1.5
 VLLM_MEMORY_UTILIZATION = 0.9
@@ -139,7 +141,6 @@ def memory_provenance(training) -> str:
 def measured_estimate(entry: dict) -> float:
     """The estimate for one measured peak of a calibration file (its `arch`, fine-tuning, loss path, sequences
     and tokens), in GiB, to hold against its `peak_gib`."""
-    from repro.config import Training
 
     training = Training(finetune=entry["finetune"], precision="bf16", weights_dtype=entry.get("weights_dtype", "auto"),
                         gradient_checkpointing=entry.get("checkpointing", False),

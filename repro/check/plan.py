@@ -19,6 +19,11 @@ from pathlib import Path
 
 from repro import calibration
 from repro.calibration import Figure
+from repro.data import DataStore, prepare
+from repro.data.tokenizer import load_tokenizer
+from repro.evaluate.lm_eval_run import write_eval_data
+from repro.evaluate.request_tokens import scoring_tokens
+from repro.report.needs import run_needs
 
 CHARS_PER_TOKEN = 3.8  # Llama-2 tokenizer on English prose, roughly
 TEMPLATE_TOKENS, JUDGMENT_TEMPLATE_TOKENS = 60, 10  # the Alpaca-style template, and what the judgment prompt adds
@@ -90,7 +95,6 @@ class DataStats:
 
 
 def dataset_stats(name: str, store, limit: int | None) -> DataStats:
-    from repro.data import prepare
 
     try:
         rows, _ = prepare(name, store)
@@ -233,10 +237,6 @@ def count_scoring_tokens(config, model: str, store) -> tuple[dict, str]:
     """lm-eval tokens by task, counted from the real requests with the model's tokenizer source (cached; the
     paper's counts are seeded in repro/calibration/scoring_tokens.json). CPU profiles, models without a tokenizer
     source and data that cannot be had take the LLaMA-2 counts at the paper's shots, scaled per document."""
-    from repro.data import DataStore
-    from repro.data.tokenizer import load_tokenizer
-    from repro.evaluate.lm_eval_run import write_eval_data
-    from repro.evaluate.request_tokens import scoring_tokens
 
     settings, spec = config.evaluation.lm_eval, config.models[model]
     shots = {task: t.num_fewshot for task, t in settings.tasks.items()}
@@ -265,7 +265,6 @@ def _scaled(counts: dict, limit: int | None) -> dict:
 
 
 def plan(config, gpu: str = "H100", store=None) -> dict:
-    from repro.report.needs import run_needs
 
     planner = Planner(config, gpu, store)
     needs = run_needs(config)

@@ -19,7 +19,33 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from repro import calibration
+from repro.check.memory import (
+    HUB_ARCHS,
+    OVERHEAD_GIB,
+    VLLM_MEMORY_UTILIZATION,
+    arch_from_config,
+    generation_gib,
+    memory_provenance,
+    training_gib,
+)
+from repro.check.plan import _sources, plan
+from repro.config import ConfigError, load_config
+from repro.data import DataStore, prepare, templates
+from repro.data.experiment import limited, records_from_workflow
+from repro.data.fetch import _verify, data_file
+from repro.data.fetch import source as registry_source
+from repro.data.objectives import PAIR_OBJECTIVES, TRL_OBJECTIVES, build_objective_instances
+from repro.data.samples import DATASET_SOURCE, write_schema_samples
+from repro.data.templates import plain_prompt, refine_prompt
+from repro.data.tokenizer import build_tokenizer, load_tokenizer, tokenizer_files
 from repro.errors import DataError
+from repro.evaluate.alpaca_eval_run import LOCAL_ANNOTATORS, _annotator_config, stored_annotations
+from repro.evaluate.lm_eval_run import TASK_DATA, write_task_files
+from repro.io import write_jsonl
+from repro.judge.prompts import ai_judge_prompt, annotation_messages, annotation_text
+from repro.models.build import smollm2_gguf_path
+from repro.models.tiny import tiny_tokenizer
 
 OPENAI_CONTEXT = {"gpt-4": 8192, "gpt-4-0613": 8192, "gpt-4-0314": 8192, "gpt-4-32k": 32768,
                   "gpt-4-turbo": 128000, "gpt-4o": 128000}
@@ -43,7 +69,6 @@ class PreflightStore:
     neither place raises NotAvailableOffline. Remembers every file it resolved."""
 
     def __init__(self, store, offline: bool):
-        from repro.data import DataStore
 
         self.inner, self.offline = store, offline
         self.downloads = DataStore(cache=store.cache, base_url=store.base_url)
@@ -51,7 +76,6 @@ class PreflightStore:
         self.files: set[Path] = set()
 
     def path(self, source_name: str, path: str) -> Path:
-        from repro.data.fetch import _verify, data_file
 
         entry = data_file(source_name, path)
         if self.mirror is not None and (self.mirror / entry.path).is_file():
@@ -70,7 +94,6 @@ class PreflightStore:
 class Preflight:
     def __init__(self, config_path: str | Path, gpu: str = "H100", offline: bool = False, store=None,
                  dag: bool = True):
-        from repro.data import DataStore
 
         self.config_path = Path(config_path)
         self.gpu, self.offline, self.run_dag = gpu, offline, dag
@@ -84,8 +107,6 @@ class Preflight:
 
     # -------------------------------------------------------------- running
     def run(self) -> list[Check]:
-        from repro import calibration
-        from repro.config import ConfigError, load_config
 
         check = self._check("config")
         if self.gpu not in calibration.gpus():
@@ -139,21 +160,16 @@ class Preflight:
 
     def store_for(self, dataset: str):
         """Project-generated schema samples for the data sets a smoke profile marks as generated."""
-        from repro.data.samples import DATASET_SOURCE, write_schema_samples
 
         if DATASET_SOURCE.get(dataset) not in self.config.data.generated:
             return self.store
         folder = self.tmp / "generated"
         if not folder.is_dir():
             write_schema_samples(folder)
-        from repro.data import DataStore
 
         return DataStore(mirror=folder)
 
     def check_data(self) -> None:
-        from repro.data import prepare
-        from repro.data.fetch import source as registry_source
-        from repro.data.tokenizer import tokenizer_files
 
         check = self._check("data")
         for name in self.datasets():
@@ -173,7 +189,6 @@ class Preflight:
                     check.not_checked.append(f"tokenizer of {model} ({spec.tokenizer}): {err}")
                 except (DataError, OSError) as err:
                     check.problems.append(f"tokenizer of {model} ({spec.tokenizer}): {err}")
-        from repro.evaluate.alpaca_eval_run import stored_annotations
 
         for stored in sorted({s for s in _report_sources(self.config) if s.startswith("stored:")}):
             model = stored.removeprefix("stored:")
@@ -194,8 +209,6 @@ class Preflight:
                 training.kto.refinements_as_desirable)
 
     def check_instances(self) -> None:
-        from repro.data.experiment import limited, records_from_workflow
-        from repro.data.objectives import build_objective_instances
 
         check = self._check("instances")
         built: dict[tuple, list[dict]] = {}
@@ -225,18 +238,15 @@ class Preflight:
         """The tokenizer a model trains and generates with, or a string saying why it is not available."""
         if model in self.tokenizers:
             return self.tokenizers[model]
-        from repro.data.tokenizer import build_tokenizer, load_tokenizer
 
         spec = self.config.models[model]
         try:
             if spec.tokenizer:
                 result = build_tokenizer(spec.tokenizer, self.store)
             elif spec.source == "tiny":
-                from repro.models.tiny import tiny_tokenizer
 
                 result = tiny_tokenizer()
             elif spec.source == "smollm2-gguf":
-                from repro.models.build import smollm2_gguf_path
 
                 result = load_tokenizer(str(smollm2_gguf_path()))
             else:
@@ -250,7 +260,6 @@ class Preflight:
 
     def check_tokenization(self) -> None:
         from repro.cut.collate import IGNORE, encode_instances
-        from repro.data.objectives import TRL_OBJECTIVES
 
         check = self._check("tokenize")
         done: dict[tuple, object] = {}
@@ -298,9 +307,6 @@ class Preflight:
         check.notes.insert(0, f"{len(done)} distinct tokenisations, longest sequence {longest} tokens")
 
     def check_templates(self) -> None:
-        from repro.data import templates
-        from repro.evaluate.alpaca_eval_run import LOCAL_ANNOTATORS
-        from repro.judge.prompts import ai_judge_prompt, annotation_messages, annotation_text
 
         check = self._check("templates")
         sample = {"instruction": "INSTRUCTION-X", "input": "INPUT-Y", "response": "RESPONSE-Z",
@@ -337,8 +343,6 @@ class Preflight:
 
     # -------------------------------------------------------------- context windows
     def check_context(self) -> None:
-        from repro.data.templates import plain_prompt, refine_prompt
-        from repro.judge.prompts import ai_judge_prompt, annotation_messages, annotation_text
 
         check = self._check("context")
         c = self.config
@@ -427,7 +431,6 @@ class Preflight:
         """AlpacaEval's judge reads the instruction, the reference and an answer of up to max_new_tokens."""
         import yaml
 
-        from repro.evaluate.alpaca_eval_run import _annotator_config
 
         c = self.config
         settings = c.evaluation.alpaca_eval
@@ -455,8 +458,6 @@ class Preflight:
 
     # -------------------------------------------------------------- lm-eval, DAG
     def check_lm_eval(self) -> None:
-        from repro.evaluate.lm_eval_run import TASK_DATA, write_task_files
-        from repro.io import write_jsonl
 
         check = self._check("lm-eval")
         tasks = self.config.evaluation.lm_eval.tasks
@@ -520,7 +521,6 @@ class Preflight:
 
     # -------------------------------------------------------------- memory, plan
     def arch(self, model: str):
-        from repro.check.memory import HUB_ARCHS, arch_from_config
 
         spec = self.config.models[model]
         if spec.source == "hub":
@@ -529,15 +529,6 @@ class Preflight:
         return None  # built locally at CPU scale: a few MB
 
     def check_memory(self) -> None:
-        from repro import calibration
-        from repro.check.memory import (
-            OVERHEAD_GIB,
-            VLLM_MEMORY_UTILIZATION,
-            generation_gib,
-            memory_provenance,
-            training_gib,
-        )
-        from repro.data.objectives import PAIR_OBJECTIVES
 
         check = self._check("memory")
         c = self.config
@@ -589,7 +580,6 @@ class Preflight:
                                   f"{memory_provenance(c.experiment_training(worst_name))})")
 
     def check_plan(self) -> None:
-        from repro.check.plan import plan
 
         check = self._check("plan")
         try:
@@ -604,7 +594,6 @@ class Preflight:
 
 
 def _report_sources(config) -> set[str]:
-    from repro.check.plan import _sources
 
     return {s for mapping in config.report.values() for s in _sources(mapping)}
 

@@ -34,8 +34,11 @@ from repro.cut.hidden import output_layer
 from repro.cut.loss import CutLossOutput, cut_loss, cut_loss_from_hidden
 from repro.cut.order import global_batch
 from repro.cut.tracking import open_tracker
+from repro.data import DataStore
+from repro.data.objectives import INSTANCE_KINDS
+from repro.data.tokenizer import load_tokenizer
 from repro.io import follow_umask, keep_complete_lines, read_jsonl, sha256_file, write_json, write_text_atomic
-from repro.models.load import base_signature, torch_dtype
+from repro.models.load import base_signature, load_causal_lm, torch_dtype, with_adapter
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # transformers.TrainingArguments defaults (adamw_torch)
 KEEP_CHECKPOINTS = 2  # released: save_total_limit=2
@@ -163,7 +166,6 @@ def forward_cut(model, batch: CutBatch, training: Training, autocast) -> CutLoss
 
 
 def check_objective(instances: list[dict], objective: str, source) -> None:
-    from repro.data.objectives import INSTANCE_KINDS
 
     wrong = sorted({str(i.get("kind")) for i in instances} - INSTANCE_KINDS[objective])
     if wrong:
@@ -253,11 +255,9 @@ def _fingerprint(job: TrainJob, n_examples: int) -> dict:
 def training_tokenizer(job: TrainJob):
     """The config's tokenizer source when the model names one (the tokens preflight checked), else the base
     model's own."""
-    from repro.data.tokenizer import load_tokenizer
 
     if job.tokenizer is None:
         return load_tokenizer(job.base_model)
-    from repro.data import DataStore
 
     return load_tokenizer(job.tokenizer, DataStore.from_env(mirror=job.mirror))
 
@@ -470,7 +470,6 @@ def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "b
     """Merge a LoRA adapter into its base model and save a full model (as the online loop needs)."""
     from transformers import AutoTokenizer
 
-    from repro.models.load import load_causal_lm, with_adapter
 
     base = load_causal_lm(base_model, dtype=torch_dtype(dtype))
     merged = with_adapter(base, adapter).merge_and_unload()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from repro.data.converters import DATASETS, prepare
 from repro.data.objectives import build_objective_instances
+from repro.data.split import split_records
+from repro.data.tokenizer import load_tokenizer
 
 
 def records_from_workflow(config, name: str) -> str | None:
@@ -38,7 +40,6 @@ def experiment_instances(config, name: str, store) -> tuple[list[dict], dict]:
     records, _ = prepare(exp.dataset, store)
     records = limited(config, exp.dataset, records)
     if exp.dataset in config.heldout:  # the training part of its held-out split, as the workflow trains on
-        from repro.data.split import split_records
 
         split = config.heldout[exp.dataset]
         records, _ = split_records(records, exp.dataset, split.items, split.train_records, split.seed)
@@ -50,7 +51,6 @@ def experiment_instances(config, name: str, store) -> tuple[list[dict], dict]:
 
 def experiment_tokenizer(config, name: str, store, runs):
     """The tokenizer training uses for an experiment: its model's tokenizer source, else the starting weights'."""
-    from repro.data.tokenizer import load_tokenizer
 
     spec = config.models[config.experiments[name].base_model]
     if spec.tokenizer:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+from repro.data.records import FieldReader
 from repro.data.templates import judgment_prompt, plain_prompt
 from repro.errors import DataError
 
@@ -28,7 +29,6 @@ def downsample_positions(records: list[dict], ratio: float | None, seed: int = 4
 def check_records(records: list[dict], source: str = "records") -> None:
     """Every objective needs an instruction, a non-empty response and the record's source index; the input, the
     judgment (null for a positive) and the refinement, where present, are text."""
-    from repro.data.records import FieldReader
 
     for i, record in enumerate(records):
         f = FieldReader(source, i, record)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.data import DataStore
 from repro.io import check_model_path
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
@@ -103,7 +104,6 @@ def load_tokenizer(name_or_path: str, store=None):
 
     if is_tokenizer_source(name_or_path):
         if store is None:
-            from repro.data import DataStore
 
             store = DataStore.from_env()
         return build_tokenizer(name_or_path, store)

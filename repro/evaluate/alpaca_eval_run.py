@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from repro.evaluate.winrate import winrate
-from repro.io import read_json, sha256_file, write_json
+from repro.io import read_json, read_jsonl, sha256_file, write_json
 
 LOCAL_ANNOTATORS = Path(__file__).parent / "annotators"
 PAPER_ANNOTATOR = "alpaca_eval_gpt4"
@@ -199,7 +199,6 @@ def _offer_lc_features(features: str | Path | None, cache: Path) -> None:
 def _rows(path) -> list[dict]:
     path = Path(path)
     if path.suffix == ".jsonl":
-        from repro.io import read_jsonl
 
         return read_jsonl(path)
     return read_json(path)

@@ -29,6 +29,7 @@ from repro.data.templates import judgment_prompt, plain_prompt
 from repro.errors import DataError
 from repro.evaluate.bootstrap import percentile_interval
 from repro.io import progress
+from repro.models.load import load_causal_lm, with_adapter
 
 MEASURES = ("preference_accuracy", "auc", "blamed_logprob", "collateral")
 
@@ -263,7 +264,6 @@ def load_model(model: str, adapter: str | None = None, device: str = "cpu", fp32
     mode."""
     from transformers import AutoTokenizer
 
-    from repro.models.load import load_causal_lm, with_adapter
 
     dtype = torch.bfloat16 if device.startswith("cuda") and not fp32 else torch.float32
     net = load_causal_lm(model, dtype=dtype).to(device)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from repro.data import prepare
 from repro.io import read_jsonl, sha256_file, write_json, write_jsonl
 
 METRICS = {"arc_challenge": "acc_norm", "hellaswag": "acc_norm", "mmlu": "acc", "truthfulqa_mc2": "acc"}
@@ -33,7 +34,6 @@ FEWSHOT_SOURCE = {"arc_challenge": "ARC-Challenge train", "mmlu": "MMLU dev (fir
 def write_eval_data(store, folder: str | Path, tasks=None, select=None, overwrite: bool = True) -> dict[str, Path]:
     """The prepared evaluation sets the suite's `tasks` (default: all four) read, as JSONL files in `folder`;
     `select(name, rows)` may subset a set (benchmarks), `overwrite=False` keeps files already there (caches)."""
-    from repro.data import prepare
 
     folder = Path(folder)
     data = {}

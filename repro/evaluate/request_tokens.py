@@ -15,7 +15,9 @@ import random
 import tempfile
 from pathlib import Path
 
+from repro.evaluate.lm_eval_run import write_task_files
 from repro.evaluate.shared_context import count_tokens
+from repro.io import write_json
 
 
 def build_requests(data: dict[str, Path], shots: dict[str, int], limit: int | None) -> dict[str, dict]:
@@ -25,7 +27,6 @@ def build_requests(data: dict[str, Path], shots: dict[str, int], limit: int | No
     from lm_eval.defaults import DEFAULT_OTHER_SEED
     from lm_eval.tasks import TaskManager
 
-    from repro.evaluate.lm_eval_run import write_task_files
 
     with tempfile.TemporaryDirectory(prefix="repro-requests-") as tmp:
         names = write_task_files(Path(tmp), data, shots)
@@ -84,7 +85,6 @@ def scoring_tokens(data: dict[str, Path], shots: dict[str, int], limit: int | No
                      "documents": found["documents"], "subtasks": found["subtasks"]}
               for task, found in build_requests(data, shots, limit).items()}
     if cached:
-        from repro.io import write_json
 
         write_json(cached, counts)
     return counts

@@ -4,6 +4,8 @@ settings recorded with the scores. rougeLsum splits summaries on newlines only (
 rouge-score and HF `evaluate` do by default."""
 from __future__ import annotations
 
+from repro.io import read_jsonl
+
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
@@ -26,7 +28,6 @@ def rouge(predictions: list[str], references: list[str], use_stemmer: bool = Tru
 def score_files(predictions_path, references_path, reference_field: str = "output", use_stemmer: bool = True) -> dict:
     """ROUGE of generated summaries (`repro generate` JSONL) against prepared records, row by row: the two files
     must hold the same instructions in the same order, and every reference must be non-empty."""
-    from repro.io import read_jsonl
 
     predictions, references = read_jsonl(predictions_path), read_jsonl(references_path)
     if len(predictions) != len(references):

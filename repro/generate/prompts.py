@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repro.data import DataStore, prepare
 from repro.data.records import FieldReader
 from repro.errors import DataError
 from repro.io import read_jsonl
@@ -13,7 +14,6 @@ NAMED = {"alpaca_eval": "alpaca-eval", "summarization-test": "summarization-test
 def load_prompts(prompt_set: str, store=None, limit: int | None = None) -> list[dict]:
     """Each prompt: {id, instruction, input, dataset}. `limit` keeps the first N."""
     if prompt_set in NAMED:
-        from repro.data import DataStore, prepare
 
         rows, _ = prepare(NAMED[prompt_set], store or DataStore.from_env())
         prompts = [{"id": i, "instruction": r["instruction"], "input": r.get("input") or "",

@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repro.evaluate.alpaca_eval_run import evaluate_alpaca_eval
 from repro.io import write_json
 from repro.judge.agreement import TIE, agreement, read_references
+from repro.judge.cache import JudgmentCache
+from repro.judge.run import judge_rows, make_judge
 
 ALPACA_EVAL_JUDGE = "alpaca_eval"
 
@@ -28,8 +31,6 @@ def reference_pairs(files: list, limit: int | None) -> list[tuple]:
 
 def verdict_preferences(name: str, config, pairs: list[tuple], cache_path: Path, model_path=None, adapter=None,
                         backend=None) -> tuple[list[float], dict]:
-    from repro.judge.cache import JudgmentCache
-    from repro.judge.run import judge_rows, make_judge
 
     _, judge = make_judge(name, config, model_path, adapter, backend)
     rows = [{"instruction": i, "output": o} for i, first, second in pairs for o in (first, second)]
@@ -45,7 +46,6 @@ def verdict_preferences(name: str, config, pairs: list[tuple], cache_path: Path,
 def annotator_preferences(config, pairs: list[tuple], work: Path, judge_model=None) -> list:
     """The profile's AlpacaEval annotator on the pairs, output_1 as its reference and output_2 as the model's.
     alpaca_eval keys references by instruction, so pairs sharing an instruction go to separate calls."""
-    from repro.evaluate.alpaca_eval_run import evaluate_alpaca_eval
 
     settings = config.evaluation.alpaca_eval
     groups: list[list[tuple]] = []

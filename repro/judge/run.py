@@ -13,9 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from repro.data.records import FieldReader
-from repro.io import progress
+from repro.io import exclusive, progress, read_jsonl, write_json, write_jsonl
 from repro.judge.cache import JudgmentCache, judgment_key
-from repro.judge.openai_api import JudgeAPIError
+from repro.judge.openai_api import JudgeAPIError, OpenAIChatJudge
 from repro.judge.prompts import annotation_messages, is_positive
 
 LOCAL_CHUNK = 64  # prompts per local generation call; each finished chunk is cached before the next starts
@@ -27,7 +27,6 @@ def make_judge(name: str, config, model_path: str | None = None, adapter: str | 
     if spec is None:
         raise ValueError(f"unknown judge '{name}'; the config defines: {', '.join(sorted(config.judges)) or 'none'}")
     if spec.kind == "openai":
-        from repro.judge.openai_api import OpenAIChatJudge
 
         return spec, OpenAIChatJudge(spec)
     from repro.judge.local import LocalModelJudge
@@ -193,7 +192,6 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
 def judge_file(name: str, config, inputs: str | Path, out: str | Path, cache_path: str | Path | None = None,
                model_path: str | None = None, adapter: str | None = None, backend: str | None = None,
                retry_unusable: bool = False) -> dict:
-    from repro.io import exclusive, read_jsonl, write_json, write_jsonl
 
     out = Path(out)
     rows = read_jsonl(inputs)

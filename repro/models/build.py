@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from repro.data import DataStore
 from repro.io import follow_umask
 from repro.models.tiny import build_tiny_llama2, build_tiny_model
 
@@ -50,7 +51,6 @@ def build_model(source: str, out_dir: str | Path, store=None) -> Path:
     if source == "tiny":
         return build_tiny_model(out_dir)
     if source == "tiny-llama2":
-        from repro.data import DataStore
 
         return build_tiny_llama2(out_dir, store or DataStore.from_env())
     if source == "smollm2-gguf":

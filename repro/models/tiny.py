@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.data import templates
+from repro.data.tokenizer import load_tokenizer
 from repro.io import follow_umask
 
 _CORPUS = [
@@ -48,7 +49,6 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 512, 
 
 
 def build_tiny_llama2(out_dir: str | Path, store, seed: int = 0) -> Path:
-    from repro.data.tokenizer import load_tokenizer
 
     return build_tiny_model(out_dir, seed=seed, tokenizer=load_tokenizer("llama-2-tokenizer", store))
 

@@ -10,6 +10,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.evaluate.alpaca_eval_run import stored_annotations
+from repro.evaluate.winrate import winrate
+
 RANKING = ("arc", "hellaswag", "mmlu", "truthfulqa")
 LM_EVAL_KEY = {"arc": "arc_challenge", "hellaswag": "hellaswag", "mmlu": "mmlu", "truthfulqa": "truthfulqa_mc2",
                "generalist_truthfulqa": "truthfulqa_mc2"}
@@ -49,8 +52,6 @@ def read_value(runs: Path, source: str, column: str, store=None, generated: bool
     if source.startswith("stored:"):
         if column != "alpaca_eval":
             raise ValueError(f"'{source}' holds AlpacaEval annotations only, not '{column}'")
-        from repro.evaluate.alpaca_eval_run import stored_annotations
-        from repro.evaluate.winrate import winrate
 
         path = store.path("alpaca-eval", stored_annotations(source.removeprefix("stored:")))
         return Value(winrate(json.loads(Path(path).read_text()))["win_rate"], source, str(path))

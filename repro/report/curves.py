@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.io import read_jsonl
+from repro.report.figures import _pyplot
 
 # panel title -> the log keys that fill it (the first one a log has)
 PANELS = {"loss": ("loss",), "likelihood (NLL)": ("nll",), "unlikelihood (UL)": ("ul",),
@@ -33,7 +34,6 @@ def series(rows: list[dict]) -> dict[str, tuple[list[int], list[float]]]:
 
 
 def plot_curves(log: Path, out_png: Path, title: str) -> Path:
-    from repro.report.figures import _pyplot
 
     panels = series(read_log(log))
     if not panels:

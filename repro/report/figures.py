@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from repro.io import read_jsonl
+from repro.models.load import load_causal_lm, with_adapter
 from repro.report import paper
 from repro.report.cells import read_value, score_file
 
@@ -156,8 +158,6 @@ def plot_token_probabilities(config, runs: Path, out_png: Path) -> list[Path]:
     from repro.cut.hidden import target_logprobs
     from repro.cut.logprobs import IGNORE
     from repro.cut.loss import flag_tokens
-    from repro.io import read_jsonl
-    from repro.models.load import load_causal_lm, with_adapter
 
     spec = config.report.get("figure2", {})
     run, index = spec.get("run"), int(spec.get("example", 0))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from repro.evaluate.contrast import STRATA, contrasts, control, interval
 from repro.evaluate.heldout import compare
+from repro.io import atomic_path, read_jsonl, write_json
 
 PARTS = ("heldout", "insample")
 PART_LABELS = {"heldout": "held-out items (never trained on)", "insample": "in-sample items (the training part)"}
@@ -222,7 +223,6 @@ def _share(value: float | None) -> str:
 
 
 def write_table(built: dict, out: Path, profile: str) -> None:
-    from repro.io import atomic_path
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +270,6 @@ def write_figure(built: dict, out: Path) -> None:
 def write_bundle(config, runs: str | Path, out: str | Path, config_file: str | Path) -> list[Path]:
     """Copy what the table is built from (items with their flags, per-item scores, the training split's
     source_index list, the config) into `out`, gzipped, so a clone can rebuild the table exactly."""
-    from repro.io import read_jsonl, write_json
 
     runs, out = Path(runs), Path(out)
     written = []

@@ -8,6 +8,8 @@ everything instead, and `evaluation.also_score` adds AlpacaEval and every lm-eva
 from __future__ import annotations
 
 from repro.report.cells import ALPACA_EVAL_2_LC, LM_EVAL_KEY, RANKING, ROUGE_KEY
+from repro.report.figures import FIGURE_METRICS
+from repro.report.tables import TABLES, row_sources, row_variants, table_columns
 
 SUMMARIZATION = "summarization"
 
@@ -29,8 +31,6 @@ def column_metrics(column: str) -> set[str]:
 
 def run_needs(config) -> dict[str, set[str]]:
     """{run: the metrics its cells show}, over every table and figure the profile maps runs onto."""
-    from repro.report.figures import FIGURE_METRICS
-    from repro.report.tables import TABLES, row_sources, row_variants, table_columns
 
     needs: dict[str, set[str]] = {}
 

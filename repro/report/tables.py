@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from repro.data.samples import DATASET_SOURCE
+from repro.io import atomic_path
 from repro.report import paper
 from repro.report.cells import RANKING, ROUGE_KEY, Value, read_value, score_file
 
@@ -164,7 +166,6 @@ def _fill_average(cells: list[Cell]) -> None:
 
 def generated_runs(config) -> set[str]:
     """Runs trained or scored on project-generated schema samples."""
-    from repro.data.samples import DATASET_SOURCE
 
     generated = set()
     for name, exp in config.experiments.items():
@@ -266,7 +267,6 @@ def to_latex(table: Table) -> str:
 
 
 def write_table(table: Table, out_md: str | Path) -> list[Path]:
-    from repro.io import atomic_path
 
     out_md = Path(out_md)
     written = []
