@@ -153,6 +153,24 @@ def generation_model(wildcards, input):
     return base_model(run, input)
 
 
+# Generation prompt sets: the file name under generations/<run>/ -> the prepared prompts `repro generate` reads
+PROMPT_SETS = {"alpaca_eval.json": "alpaca_eval", "summarization-test.jsonl": "summarization-test"}
+
+
+def prompt_file(wildcards):
+    """The prepared prompts a generation reads ([] for AlpacaEval, which `repro generate` resolves itself)."""
+    name = PROMPT_SETS[wildcards.prompts]
+    return [] if name == "alpaca_eval" else [f"{RUNS}/data/{name}.jsonl"]
+
+
+def prompts_option(wildcards, input):
+    return input.prompts[0] if input.prompts else PROMPT_SETS[wildcards.prompts]
+
+
+def limit_option(wildcards):
+    return option("--limit", CFG.evaluation.alpaca_eval.limit) if wildcards.prompts == "alpaca_eval.json" else ""
+
+
 def adapter_option(wildcards, input):
     return option("--adapter", input.adapter) if "adapter" in input.keys() else ""
 

@@ -1,22 +1,6 @@
 # Generation: AlpacaEval answers and Table 3's summaries of every scored run (one rule, the prompt set a
 # wildcard), and ILF's refinements.
 
-PROMPT_SETS = {"alpaca_eval.json": "alpaca_eval", "summarization-test.jsonl": "summarization-test"}
-
-
-def prompt_file(wildcards):
-    """The prepared prompts a generation reads ([] for AlpacaEval, which `repro generate` resolves itself)."""
-    name = PROMPT_SETS[wildcards.prompts]
-    return [] if name == "alpaca_eval" else [f"{RUNS}/data/{name}.jsonl"]
-
-
-def prompts_option(wildcards, input):
-    return input.prompts[0] if input.prompts else PROMPT_SETS[wildcards.prompts]
-
-
-def limit_option(wildcards):
-    return option("--limit", CFG.evaluation.alpaca_eval.limit) if wildcards.prompts == "alpaca_eval.json" else ""
-
 
 rule generate:
     input:
