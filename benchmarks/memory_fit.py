@@ -1,5 +1,5 @@
 """The memory estimator (repro/check/memory.py) against every peak measured on a GPU (repro/calibration/*.yaml), as the
-README's table: estimate, measured, ratio. No GPU needed.
+table in docs/preflight.md: estimate, measured, ratio. No GPU needed.
 
     python benchmarks/memory_fit.py
 """

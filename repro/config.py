@@ -57,7 +57,6 @@ class ModelSpec(Strict):
         if self.source == "hub" and not self.path:
             raise ValueError("a 'hub' model needs a 'path'")
         if self.tokenizer is not None:
-
             if self.tokenizer not in TOKENIZER_SOURCES:
                 raise ValueError(f"tokenizer '{self.tokenizer}' is not a tokenizer source; known: "
                                  f"{', '.join(sorted(TOKENIZER_SOURCES))}")
@@ -441,7 +440,6 @@ class Config(Strict):
 
     @model_validator(mode="after")
     def _heldout_resolves(self):
-
         for name, split in self.heldout.items():
             if DATASETS.get(name, ("eval",))[0] != "train":
                 raise ValueError(f"heldout.{name}: '{name}' is not a training data set")

@@ -136,7 +136,6 @@ TOO_DEEP = "JSON nested too deeply to read (arrays or objects thousands of level
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSONL file of objects; a bad line is an error naming the file and the line number."""
-
     rows = []
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -164,7 +163,6 @@ def _check_text(value: Any, path, where: str) -> None:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as err:
-
         raise DataError(path, where, None, f"a lone surrogate ({err.object[err.start:err.end]!a}) is not text; "
                         "fix the escape in the file") from None
 

@@ -13,7 +13,7 @@ Training (GiB = 2^30 bytes) is the sum of
 - the loss: LOGITS bytes per logit from the logits path, or HIDDEN_LOSS_GIB for the chunked hidden-state loss.
 ACT_*, LOGITS and HIDDEN_LOSS_GIB are fitted (non-negative least squares) to the peaks measured on an H200
 (repro/calibration/H200.yaml: 1.1B and 1.5B Llamas, LoRA and full, both loss paths, 6 x 2048 tokens, no
-checkpointing), and reproduce each of the eight within 2.5% (tests/test_plan.py; the table is in the README).
+checkpointing), and reproduce each of the eight within 2.5% (tests/test_plan.py; the table is in docs/preflight.md).
 Checkpointing, micro-batch 1, 8-bit weights and 13B-70B shapes are extrapolations from that fit.
 The allocator's peak is what torch reports; OVERHEAD_GIB (CUDA context, allocator fragmentation) is added when
 the estimate is held against a GPU.
@@ -141,7 +141,6 @@ def memory_provenance(training) -> str:
 def measured_estimate(entry: dict) -> float:
     """The estimate for one measured peak of a calibration file (its `arch`, fine-tuning, loss path, sequences
     and tokens), in GiB, to hold against its `peak_gib`."""
-
     training = Training(finetune=entry["finetune"], precision="bf16", weights_dtype=entry.get("weights_dtype", "auto"),
                         gradient_checkpointing=entry.get("checkpointing", False),
                         cut={"from_hidden": entry["loss"] == "hidden"})

@@ -237,7 +237,6 @@ def count_scoring_tokens(config, model: str, store) -> tuple[dict, str]:
     """lm-eval tokens by task, counted from the real requests with the model's tokenizer source (cached; the
     paper's counts are seeded in repro/calibration/scoring_tokens.json). CPU profiles, models without a tokenizer
     source and data that cannot be had take the LLaMA-2 counts at the paper's shots, scaled per document."""
-
     settings, spec = config.evaluation.lm_eval, config.models[model]
     shots = {task: t.num_fewshot for task, t in settings.tasks.items()}
     reason = "a CPU profile" if config.device == "cpu" else None if spec.tokenizer else f"{model} names no tokenizer"

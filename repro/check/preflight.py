@@ -69,14 +69,12 @@ class PreflightStore:
     neither place raises NotAvailableOffline. Remembers every file it resolved."""
 
     def __init__(self, store, offline: bool):
-
         self.inner, self.offline = store, offline
         self.downloads = DataStore(cache=store.cache, base_url=store.base_url)
         self.mirror = store.mirror
         self.files: set[Path] = set()
 
     def path(self, source_name: str, path: str) -> Path:
-
         entry = data_file(source_name, path)
         if self.mirror is not None and (self.mirror / entry.path).is_file():
             local = self.inner.path(source_name, path)
@@ -94,7 +92,6 @@ class PreflightStore:
 class Preflight:
     def __init__(self, config_path: str | Path, gpu: str = "H100", offline: bool = False, store=None,
                  dag: bool = True):
-
         self.config_path = Path(config_path)
         self.gpu, self.offline, self.run_dag = gpu, offline, dag
         self.base_store = store or DataStore.from_env()
@@ -107,7 +104,6 @@ class Preflight:
 
     # -------------------------------------------------------------- running
     def run(self) -> list[Check]:
-
         check = self._check("config")
         if self.gpu not in calibration.gpus():
             check.problems.append(f"--gpu {self.gpu}: unknown GPU; known: {', '.join(calibration.gpus())}")
@@ -160,7 +156,6 @@ class Preflight:
 
     def store_for(self, dataset: str):
         """Project-generated schema samples for the data sets a smoke profile marks as generated."""
-
         if DATASET_SOURCE.get(dataset) not in self.config.data.generated:
             return self.store
         folder = self.tmp / "generated"
@@ -170,7 +165,6 @@ class Preflight:
         return DataStore(mirror=folder)
 
     def check_data(self) -> None:
-
         check = self._check("data")
         for name in self.datasets():
             try:
@@ -209,7 +203,6 @@ class Preflight:
                 training.kto.refinements_as_desirable)
 
     def check_instances(self) -> None:
-
         check = self._check("instances")
         built: dict[tuple, list[dict]] = {}
         for name, exp in self.config.experiments.items():
@@ -244,10 +237,8 @@ class Preflight:
             if spec.tokenizer:
                 result = build_tokenizer(spec.tokenizer, self.store)
             elif spec.source == "tiny":
-
                 result = tiny_tokenizer()
             elif spec.source == "smollm2-gguf":
-
                 result = load_tokenizer(str(smollm2_gguf_path()))
             else:
                 result = f"model {model} names no tokenizer source (models.{model}.tokenizer)"
@@ -257,6 +248,18 @@ class Preflight:
             result = err
         self.tokenizers[model] = result
         return result
+
+    def usable_tokenizer(self, model: str, check: Check, label: str):
+        """The model's tokenizer, or None once `check` records why not: not checked (unavailable here, e.g.
+        offline) or a problem (it fails to build)."""
+        tokenizer = self.tokenizer(model)
+        if isinstance(tokenizer, Exception):
+            check.problems.append(f"{label}: {tokenizer}")
+        elif isinstance(tokenizer, str):
+            check.not_checked.append(f"{label}: {tokenizer}")
+        else:
+            return tokenizer
+        return None
 
     def check_tokenization(self) -> None:
         from repro.cut.collate import IGNORE, encode_instances
@@ -269,12 +272,8 @@ class Preflight:
             if training.objective in TRL_OBJECTIVES:
                 check.not_checked.append(f"experiment {name}: {training.objective} examples are tokenised by TRL")
                 continue
-            tokenizer = self.tokenizer(model)
-            if isinstance(tokenizer, Exception):
-                check.problems.append(f"experiment {name}: {tokenizer}")
-                continue
-            if isinstance(tokenizer, str):
-                check.not_checked.append(f"experiment {name}: {tokenizer}")
+            tokenizer = self.usable_tokenizer(model, check, f"experiment {name}")
+            if tokenizer is None:
                 continue
             key = (model, self.instance_key(name), training.cutoff_len, training.long_responses)
             if key not in done:
@@ -307,7 +306,6 @@ class Preflight:
         check.notes.insert(0, f"{len(done)} distinct tokenisations, longest sequence {longest} tokens")
 
     def check_templates(self) -> None:
-
         check = self._check("templates")
         sample = {"instruction": "INSTRUCTION-X", "input": "INPUT-Y", "response": "RESPONSE-Z",
                   "judgment": "JUDGMENT-W"}
@@ -343,7 +341,6 @@ class Preflight:
 
     # -------------------------------------------------------------- context windows
     def check_context(self) -> None:
-
         check = self._check("context")
         c = self.config
         new_tokens = c.generation.max_new_tokens
@@ -354,12 +351,8 @@ class Preflight:
             if budget is None:
                 check.not_checked.append(f"{what} with {model}: models.{model}.context is not set")
                 return
-            tokenizer = self.tokenizer(counted_with or model)
-            if isinstance(tokenizer, str):
-                check.not_checked.append(f"{what} with {model}: {tokenizer}")
-                return
-            if isinstance(tokenizer, Exception):
-                check.problems.append(f"{what} with {model}: {tokenizer}")
+            tokenizer = self.usable_tokenizer(counted_with or model, check, f"{what} with {model}")
+            if tokenizer is None:
                 return
             lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]] if texts else []
             worst = max(range(len(lengths)), key=lengths.__getitem__) if lengths else None
@@ -431,7 +424,6 @@ class Preflight:
         """AlpacaEval's judge reads the instruction, the reference and an answer of up to max_new_tokens."""
         import yaml
 
-
         c = self.config
         settings = c.evaluation.alpaca_eval
         if eval_rows is None:
@@ -458,7 +450,6 @@ class Preflight:
 
     # -------------------------------------------------------------- lm-eval, DAG
     def check_lm_eval(self) -> None:
-
         check = self._check("lm-eval")
         tasks = self.config.evaluation.lm_eval.tasks
         if not tasks:
@@ -521,7 +512,6 @@ class Preflight:
 
     # -------------------------------------------------------------- memory, plan
     def arch(self, model: str):
-
         spec = self.config.models[model]
         if spec.source == "hub":
             return HUB_ARCHS.get(spec.path) or (arch_from_config(Path(spec.path) / "config.json")
@@ -529,7 +519,6 @@ class Preflight:
         return None  # built locally at CPU scale: a few MB
 
     def check_memory(self) -> None:
-
         check = self._check("memory")
         c = self.config
         if c.device == "cpu":
@@ -580,7 +569,6 @@ class Preflight:
                                   f"{memory_provenance(c.experiment_training(worst_name))})")
 
     def check_plan(self) -> None:
-
         check = self._check("plan")
         try:
             result = plan(self.config, self.gpu, self.store)

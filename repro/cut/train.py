@@ -255,7 +255,6 @@ def _fingerprint(job: TrainJob, n_examples: int) -> dict:
 def training_tokenizer(job: TrainJob):
     """The config's tokenizer source when the model names one (the tokens preflight checked), else the base
     model's own."""
-
     if job.tokenizer is None:
         return load_tokenizer(job.base_model)
 
@@ -469,7 +468,6 @@ def _progress(job: TrainJob, rank: int, start: int, total: int):
 def merge(base_model: str, adapter: str | Path, out: str | Path, dtype: str = "bf16") -> Path:
     """Merge a LoRA adapter into its base model and save a full model (as the online loop needs)."""
     from transformers import AutoTokenizer
-
 
     base = load_causal_lm(base_model, dtype=torch_dtype(dtype))
     merged = with_adapter(base, adapter).merge_and_unload()

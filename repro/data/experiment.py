@@ -40,7 +40,6 @@ def experiment_instances(config, name: str, store) -> tuple[list[dict], dict]:
     records, _ = prepare(exp.dataset, store)
     records = limited(config, exp.dataset, records)
     if exp.dataset in config.heldout:  # the training part of its held-out split, as the workflow trains on
-
         split = config.heldout[exp.dataset]
         records, _ = split_records(records, exp.dataset, split.items, split.train_records, split.seed)
     return build_objective_instances(records, training.objective,
@@ -51,7 +50,6 @@ def experiment_instances(config, name: str, store) -> tuple[list[dict], dict]:
 
 def experiment_tokenizer(config, name: str, store, runs):
     """The tokenizer training uses for an experiment: its model's tokenizer source, else the starting weights'."""
-
     spec = config.models[config.experiments[name].base_model]
     if spec.tokenizer:
         return load_tokenizer(spec.tokenizer, store)

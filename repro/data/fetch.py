@@ -109,8 +109,9 @@ class DataStore:
         if member is None:
             served: dict[str, str] = {}
             self._retry(lambda: download(url, dest, entry.sha256, timeout=self.timeout, headers=served))
-            if (repo := hub_repo(url)) and repo not in self.hub_lock() and served.get("x-repo-commit"):
-                write_json(self.hub_lock_path, {**self.hub_lock(), repo: served["x-repo-commit"]})
+            commit, repo = served.get("x-repo-commit"), hub_repo(url)
+            if commit and repo and repo not in (lock := self.hub_lock()):
+                write_json(self.hub_lock_path, {**lock, repo: commit})
             return
         archive = self.cache / "_archives" / url.rsplit("/", 1)[-1]
         if not archive.is_file():
@@ -185,8 +186,8 @@ def hub_url(url: str, lock: dict[str, str] | None = None) -> str:
                                  "(REPRO_DATA_MIRROR) nor in the download cache (REPRO_DATA_CACHE)")
     path = url[len(HUB_ORIGIN):]
     repo, _, rest = path.partition("/resolve/")
-    if lock and repo.strip("/") in lock:
-        path = f"{repo}/resolve/{lock[repo.strip('/')]}/{rest.partition('/')[2]}"
+    if lock and (commit := lock.get(repo.strip("/"))):
+        path = f"{repo}/resolve/{commit}/{rest.partition('/')[2]}"
     return _hub_endpoint() + path
 
 

@@ -29,7 +29,6 @@ def downsample_positions(records: list[dict], ratio: float | None, seed: int = 4
 def check_records(records: list[dict], source: str = "records") -> None:
     """Every objective needs an instruction, a non-empty response and the record's source index; the input, the
     judgment (null for a positive) and the refinement, where present, are text."""
-
     for i, record in enumerate(records):
         f = FieldReader(source, i, record)
         f.get("instruction", str, nonempty=True)

@@ -104,7 +104,6 @@ def load_tokenizer(name_or_path: str, store=None):
 
     if is_tokenizer_source(name_or_path):
         if store is None:
-
             store = DataStore.from_env()
         return build_tokenizer(name_or_path, store)
     check_model_path(name_or_path)

@@ -199,6 +199,5 @@ def _offer_lc_features(features: str | Path | None, cache: Path) -> None:
 def _rows(path) -> list[dict]:
     path = Path(path)
     if path.suffix == ".jsonl":
-
         return read_jsonl(path)
     return read_json(path)

@@ -264,7 +264,6 @@ def load_model(model: str, adapter: str | None = None, device: str = "cpu", fp32
     mode."""
     from transformers import AutoTokenizer
 
-
     dtype = torch.bfloat16 if device.startswith("cuda") and not fp32 else torch.float32
     net = load_causal_lm(model, dtype=dtype).to(device)
     if adapter:

@@ -34,7 +34,6 @@ FEWSHOT_SOURCE = {"arc_challenge": "ARC-Challenge train", "mmlu": "MMLU dev (fir
 def write_eval_data(store, folder: str | Path, tasks=None, select=None, overwrite: bool = True) -> dict[str, Path]:
     """The prepared evaluation sets the suite's `tasks` (default: all four) read, as JSONL files in `folder`;
     `select(name, rows)` may subset a set (benchmarks), `overwrite=False` keeps files already there (caches)."""
-
     folder = Path(folder)
     data = {}
     for name in sorted({n for task in (tasks or TASK_DATA) for n in TASK_DATA[task]}):

@@ -27,7 +27,6 @@ def build_requests(data: dict[str, Path], shots: dict[str, int], limit: int | No
     from lm_eval.defaults import DEFAULT_OTHER_SEED
     from lm_eval.tasks import TaskManager
 
-
     with tempfile.TemporaryDirectory(prefix="repro-requests-") as tmp:
         names = write_task_files(Path(tmp), data, shots)
         loaded = TaskManager(include_path=tmp, include_defaults=False).load(names)
@@ -85,6 +84,5 @@ def scoring_tokens(data: dict[str, Path], shots: dict[str, int], limit: int | No
                      "documents": found["documents"], "subtasks": found["subtasks"]}
               for task, found in build_requests(data, shots, limit).items()}
     if cached:
-
         write_json(cached, counts)
     return counts

@@ -28,7 +28,6 @@ def rouge(predictions: list[str], references: list[str], use_stemmer: bool = Tru
 def score_files(predictions_path, references_path, reference_field: str = "output", use_stemmer: bool = True) -> dict:
     """ROUGE of generated summaries (`repro generate` JSONL) against prepared records, row by row: the two files
     must hold the same instructions in the same order, and every reference must be non-empty."""
-
     predictions, references = read_jsonl(predictions_path), read_jsonl(references_path)
     if len(predictions) != len(references):
         raise ValueError(f"{predictions_path} has {len(predictions)} rows but {references_path} has {len(references)}")

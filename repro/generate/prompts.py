@@ -14,7 +14,6 @@ NAMED = {"alpaca_eval": "alpaca-eval", "summarization-test": "summarization-test
 def load_prompts(prompt_set: str, store=None, limit: int | None = None) -> list[dict]:
     """Each prompt: {id, instruction, input, dataset}. `limit` keeps the first N."""
     if prompt_set in NAMED:
-
         rows, _ = prepare(NAMED[prompt_set], store or DataStore.from_env())
         prompts = [{"id": i, "instruction": r["instruction"], "input": r.get("input") or "",
                     "dataset": r.get("dataset", prompt_set)} for i, r in enumerate(rows)]

@@ -31,7 +31,6 @@ def reference_pairs(files: list, limit: int | None) -> list[tuple]:
 
 def verdict_preferences(name: str, config, pairs: list[tuple], cache_path: Path, model_path=None, adapter=None,
                         backend=None) -> tuple[list[float], dict]:
-
     _, judge = make_judge(name, config, model_path, adapter, backend)
     rows = [{"instruction": i, "output": o} for i, first, second in pairs for o in (first, second)]
     try:
@@ -46,7 +45,6 @@ def verdict_preferences(name: str, config, pairs: list[tuple], cache_path: Path,
 def annotator_preferences(config, pairs: list[tuple], work: Path, judge_model=None) -> list:
     """The profile's AlpacaEval annotator on the pairs, output_1 as its reference and output_2 as the model's.
     alpaca_eval keys references by instruction, so pairs sharing an instruction go to separate calls."""
-
     settings = config.evaluation.alpaca_eval
     groups: list[list[tuple]] = []
     for pair in pairs:

@@ -27,7 +27,6 @@ def make_judge(name: str, config, model_path: str | None = None, adapter: str | 
     if spec is None:
         raise ValueError(f"unknown judge '{name}'; the config defines: {', '.join(sorted(config.judges)) or 'none'}")
     if spec.kind == "openai":
-
         return spec, OpenAIChatJudge(spec)
     from repro.judge.local import LocalModelJudge
 
@@ -192,7 +191,6 @@ def judge_rows(name: str, judge, rows: list[dict], cache: JudgmentCache, source:
 def judge_file(name: str, config, inputs: str | Path, out: str | Path, cache_path: str | Path | None = None,
                model_path: str | None = None, adapter: str | None = None, backend: str | None = None,
                retry_unusable: bool = False) -> dict:
-
     out = Path(out)
     rows = read_jsonl(inputs)
     if not rows:

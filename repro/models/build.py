@@ -51,7 +51,6 @@ def build_model(source: str, out_dir: str | Path, store=None) -> Path:
     if source == "tiny":
         return build_tiny_model(out_dir)
     if source == "tiny-llama2":
-
         return build_tiny_llama2(out_dir, store or DataStore.from_env())
     if source == "smollm2-gguf":
         return build_smollm2(out_dir)

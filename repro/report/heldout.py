@@ -270,7 +270,6 @@ def write_figure(built: dict, out: Path) -> None:
 def write_bundle(config, runs: str | Path, out: str | Path, config_file: str | Path) -> list[Path]:
     """Copy what the table is built from (items with their flags, per-item scores, the training split's
     source_index list, the config) into `out`, gzipped, so a clone can rebuild the table exactly."""
-
     runs, out = Path(runs), Path(out)
     written = []
 

@@ -31,7 +31,6 @@ def column_metrics(column: str) -> set[str]:
 
 def run_needs(config) -> dict[str, set[str]]:
     """{run: the metrics its cells show}, over every table and figure the profile maps runs onto."""
-
     needs: dict[str, set[str]] = {}
 
     def add(source: str | None, metrics: set[str]) -> None:

@@ -166,7 +166,6 @@ def _fill_average(cells: list[Cell]) -> None:
 
 def generated_runs(config) -> set[str]:
     """Runs trained or scored on project-generated schema samples."""
-
     generated = set()
     for name, exp in config.experiments.items():
         if DATASET_SOURCE.get(exp.dataset) in config.data.generated:
